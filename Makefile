@@ -1,0 +1,34 @@
+# Every target creates the virtual environment on first use, so a fresh clone needs only Python 3.10+.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test check bench fmt clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/run_demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+check: $(STAMP)
+	$(BIN)/ruff format --check duckdb_openai tests benchmarks examples
+	$(BIN)/ruff check duckdb_openai tests benchmarks examples
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff format duckdb_openai tests benchmarks examples
+	$(BIN)/ruff check --fix duckdb_openai tests benchmarks examples
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,213 @@
+"""Response bytes to Arrow record batches of one fixed schema, without a Python object per row.
+
+The fast path hands the bytes to pyarrow's C++ JSON reader with an explicit parse schema derived from
+the target schema (timestamps as integers, every declared field typed), lets it infer only what Arrow's
+reader cannot declare (MAP columns arrive as structs keyed by the map's keys), then `conform`s the
+result to the target schema with vectorized Arrow and NumPy operations: integer seconds become
+timestamps, key structs become maps, and fields the schema does not declare are dropped.
+
+If the reader refuses a body (a type conflict inside a page, say), a slow path parses it with `json`
+and builds the same batch, so a surprise costs time, not data; a body neither path can read raises
+ResponseFormatError.
+
+>>> from duckdb_openai.run_steps import RUN_STEPS_SCHEMA
+>>> page = PageDecoder(RUN_STEPS_SCHEMA).decode_page(b'{"object":"list","data":[],"first_id":null,'
+...     b'"last_id":null,"has_more":false}')
+>>> page.batch.num_rows, page.has_more, page.batch.schema == RUN_STEPS_SCHEMA
+(0, False, True)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.json as pj
+
+from duckdb_openai.errors import ResponseFormatError
+
+__all__ = ["Page", "PageDecoder", "conform"]
+
+_STRING = pa.string()
+
+
+@dataclass(frozen=True)
+class Page:
+    """One list response: its rows as a batch of the target schema, and its cursor fields."""
+
+    batch: pa.RecordBatch
+    has_more: bool
+    first_id: str | None
+    last_id: str | None
+
+    def ids(self) -> list[str]:
+        return self.batch.column(0).to_pylist()  # type: ignore[no-any-return]
+
+
+def _parse_type(t: pa.DataType) -> pa.DataType:
+    """The type pyarrow's JSON reader is told to parse for target type `t` (None: leave it to inference)."""
+    if pa.types.is_timestamp(t):
+        return pa.int64()
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(f.name, _parse_type(f.type)) for f in t if not pa.types.is_map(f.type)])
+    if pa.types.is_list(t):
+        return pa.list_(_parse_type(t.value_type))
+    return t
+
+
+def _mask(arr: pa.Array) -> pa.Array | None:
+    return arr.is_null() if arr.null_count else None
+
+
+def _struct_to_map(arr: pa.StructArray, t: pa.MapType) -> pa.Array:
+    """A struct whose field names are map keys (as the JSON reader infers an object) to a MapArray."""
+    n = len(arr)
+    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    k = arr.type.num_fields
+    if k == 0:
+        offsets = pa.array(np.zeros(n + 1, dtype=np.int32))
+        empty = pa.array([], t.key_type)
+        return pa.MapArray.from_arrays(offsets, empty, pa.array([], t.item_type), type=t, mask=pa.array(~valid))
+    columns = [conform(arr.field(i), t.item_type) for i in range(k)]
+    present = np.empty((n, k), dtype=bool)
+    for i, column in enumerate(columns):
+        present[:, i] = column.is_valid().to_numpy(zero_copy_only=False)
+    present &= valid[:, None]
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(present.sum(axis=1), out=offsets[1:])
+    rows, fields = np.nonzero(present)
+    values = pa.concat_arrays(columns).take(pa.array(fields * n + rows))
+    keys = pa.array([f.name for f in arr.type], t.key_type).take(pa.array(fields))
+    return pa.MapArray.from_arrays(pa.array(offsets), keys, values, type=t, mask=pa.array(~valid))
+
+
+def conform(arr: pa.Array, t: pa.DataType) -> pa.Array:
+    """`arr` as type `t`: fields matched by name (missing ones NULL, extra ones dropped), seconds as
+    timestamps, key structs as maps, anything else cast."""
+    if arr.type == t:
+        return arr
+    if pa.types.is_null(arr.type):
+        return pa.nulls(len(arr), t)
+    if pa.types.is_timestamp(t) and pa.types.is_integer(arr.type):
+        return arr.cast(pa.int64()).cast(pa.timestamp("s", tz=t.tz)).cast(t)
+    if pa.types.is_map(t) and pa.types.is_struct(arr.type):
+        return _struct_to_map(arr, t)
+    if pa.types.is_struct(t) and pa.types.is_struct(arr.type):
+        have = {arr.type.field(i).name: i for i in range(arr.type.num_fields)}
+        children = [
+            conform(arr.field(have[f.name]), f.type) if f.name in have else pa.nulls(len(arr), f.type) for f in t
+        ]
+        return pa.StructArray.from_arrays(children, fields=list(t), mask=_mask(arr))
+    if pa.types.is_list(t) and pa.types.is_list(arr.type):
+        if arr.offset:
+            arr = pa.concat_arrays([arr])  # a sliced list's offsets are not zero-based
+        values = conform(arr.values, t.value_type)
+        return pa.ListArray.from_arrays(arr.offsets, values, type=t, mask=_mask(arr))
+    return arr.cast(t)
+
+
+class PageDecoder:
+    """Decodes list pages and single objects of one resource into batches of `schema`."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
+        self.row_type = pa.struct(list(schema))
+        self._object_parse = pa.schema(list(_parse_type(self.row_type)))
+        self._page_parse = pa.schema(
+            [
+                ("data", pa.list_(_parse_type(self.row_type))),
+                ("has_more", pa.bool_()),
+                ("first_id", _STRING),
+                ("last_id", _STRING),
+            ]
+        )
+        self._map_fields = [f.name for f in schema if pa.types.is_map(f.type)]
+
+    def empty(self) -> pa.RecordBatch:
+        return pa.RecordBatch.from_pylist([], schema=self.schema)
+
+    def _read(self, body: bytes, parse_schema: pa.Schema) -> pa.Table:
+        # A raw newline in valid JSON is always white space (inside strings it is escaped), and the reader
+        # is fastest on one line: fold pretty-printed bodies onto one.
+        line = body.replace(b"\n", b" ").replace(b"\r", b" ")
+        return pj.read_json(
+            io.BytesIO(line),
+            read_options=pj.ReadOptions(use_threads=False, block_size=max(len(line) + 64, 1 << 16)),
+            parse_options=pj.ParseOptions(explicit_schema=parse_schema, unexpected_field_behavior="infer"),
+        )
+
+    def _rows(self, steps: pa.Array) -> pa.RecordBatch:
+        return pa.RecordBatch.from_struct_array(conform(steps, self.row_type))
+
+    def decode_page(self, body: bytes) -> Page:
+        """One list response (`{"object": "list", "data": [...], "has_more": ...}`) as a Page."""
+        try:
+            table = self._read(body, self._page_parse)
+            if table.num_rows != 1:
+                raise ValueError("not one JSON object")
+            data = table.column("data").combine_chunks()
+            has_more = table.column("has_more")[0].as_py()
+            first_id = table.column("first_id")[0].as_py()
+            last_id = table.column("last_id")[0].as_py()
+            if data.null_count or has_more is None:
+                raise ValueError("no data list or no has_more")
+            batch = self._rows(data.flatten())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError, KeyError):
+            return self._decode_page_slowly(body)
+        return Page(batch, bool(has_more), first_id, last_id)
+
+    def decode_object(self, body: bytes) -> pa.RecordBatch:
+        """One object (the item endpoint's response) as a one-row batch."""
+        try:
+            table = self._read(body, self._object_parse)
+            if table.num_rows != 1:
+                raise ValueError("not one JSON object")
+            return self._rows(table.to_struct_array().combine_chunks())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError, KeyError):
+            document = _loads(body)
+            if not isinstance(document, dict):
+                raise ResponseFormatError(f"expected a JSON object, got {_preview(body)}") from None
+            return self._from_python([document])
+
+    def _decode_page_slowly(self, body: bytes) -> Page:
+        document = _loads(body)
+        if not isinstance(document, dict) or not isinstance(document.get("data"), list):
+            raise ResponseFormatError(f'expected a list response with "data", got {_preview(body)}')
+        has_more = document.get("has_more")
+        if not isinstance(has_more, bool):
+            raise ResponseFormatError(f'the list response has no boolean "has_more": {_preview(body)}')
+        batch = self._from_python(document["data"])
+        return Page(batch, has_more, document.get("first_id"), document.get("last_id"))
+
+    def _from_python(self, rows: list[Any]) -> pa.RecordBatch:
+        if not all(isinstance(row, dict) for row in rows):
+            raise ResponseFormatError("the list response's data holds something other than objects")
+        for row in rows:
+            for name in self._map_fields:
+                if isinstance(row.get(name), dict):
+                    row[name] = [(k, v if v is None or isinstance(v, str) else str(v)) for k, v in row[name].items()]
+        parse_type = pa.struct(
+            [pa.field(f.name, f.type if pa.types.is_map(f.type) else _parse_type(f.type)) for f in self.schema]
+        )
+        try:
+            array = pa.array(rows, type=parse_type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
+            raise ResponseFormatError(f"a run step does not fit the schema: {exc}") from None
+        return self._rows(array)
+
+
+def _loads(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ResponseFormatError(f"the API answered with a body that is not JSON: {_preview(body)}") from None
+
+
+def _preview(body: bytes) -> str:
+    text = body[:200].decode("utf-8", "replace")
+    return repr(text + ("..." if len(body) > 200 else ""))
+

@@ -1,0 +1,154 @@
+"""One error tree for everything the package raises.
+
+::
+
+    DuckDBOpenAIError
+    ├── ConfigurationError          bad argument or environment: nothing was sent
+    │   └── InvalidIdError          an id that could change the URL or is empty
+    ├── APIError                    the API answered with an error status
+    │   ├── BadRequestError         400
+    │   ├── AuthenticationError     401
+    │   ├── PermissionDeniedError   403
+    │   ├── NotFoundError           404
+    │   ├── RateLimitError          429 (after retries)
+    │   └── ServerError             5xx (after retries)
+    ├── APIConnectionError          no answer from the base URL
+    │   └── APITimeoutError
+    ├── ResponseFormatError         an answer that breaks the API contract
+    └── RunFetchError               a run failed; carries thread_id, run_id and the cause
+
+Messages name the offending value and what to do about it. They never contain the API key: the key
+lives only in request headers, and messages are built from the API's own error text, which masks it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "DuckDBOpenAIError",
+    "InvalidIdError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseFormatError",
+    "RunFetchError",
+    "ServerError",
+    "api_error_for_status",
+]
+
+
+class DuckDBOpenAIError(Exception):
+    """The base of every error this package raises."""
+
+
+class ConfigurationError(DuckDBOpenAIError, ValueError):
+    """An argument or environment variable is missing or wrong; no request was sent."""
+
+
+class InvalidIdError(ConfigurationError):
+    """An id is empty or holds characters that could change which URL is requested."""
+
+
+class APIError(DuckDBOpenAIError):
+    """The API answered with an error status.
+
+    `status`, `type`, `code` and `param` come from the response; `message` is the API's own text.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        type: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.type = type
+        self.code = code
+        self.param = param
+        self.request_id = request_id
+
+
+class BadRequestError(APIError):
+    """400: the API rejected the request's parameters."""
+
+
+class AuthenticationError(APIError):
+    """401: the API key was missing or rejected."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the key may not read this resource."""
+
+
+class NotFoundError(APIError):
+    """404: the thread, run or step does not exist (for this key)."""
+
+
+class RateLimitError(APIError):
+    """429 that outlasted every retry."""
+
+
+class ServerError(APIError):
+    """5xx (or 408/409) that outlasted every retry."""
+
+
+class APIConnectionError(DuckDBOpenAIError):
+    """The base URL did not answer (refused, reset, DNS, TLS)."""
+
+    def __init__(self, message: str, *, base_url: str) -> None:
+        super().__init__(message)
+        self.base_url = base_url
+
+
+class APITimeoutError(APIConnectionError):
+    """The base URL did not answer within the timeout."""
+
+
+class ResponseFormatError(DuckDBOpenAIError):
+    """The API answered 200 with a body that breaks its contract (not JSON, a cursor that does not advance)."""
+
+
+class RunFetchError(DuckDBOpenAIError):
+    """Fetching one run failed; names its keys (thread_id, run_id) and keeps the cause."""
+
+    def __init__(self, message: str, *, keys: dict[str, object], cause: DuckDBOpenAIError) -> None:
+        super().__init__(message)
+        self.keys = keys
+        self.cause = cause
+
+    @property
+    def thread_id(self) -> object:
+        return self.keys.get("thread_id")
+
+    @property
+    def run_id(self) -> object:
+        return self.keys.get("run_id")
+
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+}
+
+
+def api_error_for_status(status: int) -> type[APIError]:
+    """The APIError subclass for an HTTP status."""
+    if status in _BY_STATUS:
+        return _BY_STATUS[status]
+    if status >= 500 or status in (408, 409):
+        return ServerError
+    return APIError

@@ -1,0 +1,223 @@
+"""The generic engine: every row of one resource key (all pages, fetched from both ends at once), one
+item, or many keys concurrently. It knows a Resource's declaration, never run steps in particular.
+
+Fetching from both ends: a list whose first page says `has_more` is paged from its start (in the asked
+order) and from its end (in the reverse order) at once, until a page from one side holds an id the other
+side already has. The overlap is cut away, so nothing is lost or duplicated, and the rows come out in the
+asked order. This halves the wall time of long lists. The price is a little overlap where the two sides
+meet: at most the request in flight on the other side, and one more when both sides' pages tile the
+list exactly (a client that does not know the length cannot tell an empty gap from a full page).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from duckdb_openai.client import ApiClient
+from duckdb_openai.convert import Page, PageDecoder
+from duckdb_openai.errors import DuckDBOpenAIError, RunFetchError
+from duckdb_openai.pagination import Cursor
+from duckdb_openai.resource import Resource
+
+__all__ = ["FetchOutcome", "Fetcher"]
+
+_REVERSE = {"asc": "desc", "desc": "asc"}
+
+
+def _reverse(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return batch.take(pa.array(range(batch.num_rows - 1, -1, -1), pa.int64())) if batch.num_rows > 1 else batch
+
+
+def _cut(page: Page, stop: set[str]) -> tuple[pa.RecordBatch, bool]:
+    """The page's rows before the first id in `stop`, and whether such an id was found."""
+    if not stop:
+        return page.batch, False
+    for index, step_id in enumerate(page.ids()):
+        if step_id in stop:
+            return page.batch.slice(0, index), True
+    return page.batch, False
+
+
+@dataclass
+class FetchOutcome:
+    """The rows of each key of a fan-out, and the keys that failed when failures are skipped."""
+
+    tables: list[pa.Table | None]
+    skipped: list[tuple[int, DuckDBOpenAIError]] = field(default_factory=list)
+
+
+class Fetcher:
+    """Fetches one resource over one ApiClient; use it on the client's event loop."""
+
+    def __init__(self, client: ApiClient, resource: Resource) -> None:
+        self.client = client
+        self.resource = resource
+        self.decoder = PageDecoder(resource.schema)
+
+    async def _page(self, path: str, base: Sequence[tuple[str, str]], cursor: Cursor) -> Page:
+        body = await self.client.get(path, [*base, ("limit", str(self.resource.page_limit)), *cursor.params()])
+        page = self.decoder.decode_page(body)
+        cursor.advance(has_more=page.has_more, last_id=page.last_id, count=page.batch.num_rows)
+        return page
+
+    async def pages(
+        self, keys: Mapping[str, object], options: Mapping[str, object], *, both_ends: bool = True
+    ) -> AsyncIterator[pa.RecordBatch]:
+        """Every row under `keys`, as batches in the asked order; ids and options are checked before
+        any request is sent."""
+        resource = self.resource
+        path = resource.list_path(keys)
+        checked = resource.check_options(options)
+        order = str(checked[resource.order_option])
+        base = resource.query(checked, exclude=[resource.order_option])
+        front = Cursor(order, resource.order_param)
+        first = await self._page(path, base, front)
+        yield first.batch
+        if front.done:
+            return
+        if not both_ends:
+            while not front.done:
+                yield (await self._page(path, base, front)).batch
+            return
+        async for batch in self._from_both_ends(path, base, front, first):
+            yield batch
+
+    async def _from_both_ends(
+        self, path: str, base: Sequence[tuple[str, str]], front: Cursor, first: Page
+    ) -> AsyncIterator[pa.RecordBatch]:
+        back = Cursor(_REVERSE[front.order], self.resource.order_param)
+        front_ids: set[str] = set(first.ids())
+        back_ids: set[str] = set()
+        back_batches: list[pa.RecordBatch] = []
+        tasks: dict[asyncio.Task[Page], str] = {
+            asyncio.ensure_future(self._page(path, base, front)): "front",
+            asyncio.ensure_future(self._page(path, base, back)): "back",
+        }
+        try:
+            met = False
+            while tasks and not met:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                # Handle the front first so its rows stream out as early as possible.
+                for task in sorted(done, key=lambda t: tasks[t] != "front"):
+                    side = tasks.pop(task)
+                    page = task.result()
+                    if side == "front":
+                        batch, met = _cut(page, back_ids)
+                        if batch.num_rows:
+                            yield batch
+                        front_ids.update(page.ids())
+                        if not met and front.done:
+                            met, back_batches = True, []  # the front reached the end by itself
+                        elif not met:
+                            tasks[asyncio.ensure_future(self._page(path, base, front))] = "front"
+                    else:
+                        batch, met = _cut(page, front_ids)
+                        back_batches.append(batch)
+                        back_ids.update(page.ids())
+                        if not met and back.done:  # pragma: no cover - the first front page is always met first
+                            met = True
+                        elif not met:
+                            tasks[asyncio.ensure_future(self._page(path, base, back))] = "back"
+                    if met:
+                        break
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+        for batch in reversed(back_batches):
+            if batch.num_rows:
+                yield _reverse(batch)
+
+    async def table(self, keys: Mapping[str, object], options: Mapping[str, object]) -> pa.Table:
+        """Every row under `keys` as one table of the schema."""
+        batches = [batch async for batch in self.pages(keys, options)]
+        return pa.Table.from_batches(batches, schema=self.resource.schema)
+
+    async def item(self, keys: Mapping[str, object], item_id: object, options: Mapping[str, object]) -> pa.Table:
+        """The one object `item_id` under `keys` (the item endpoint), as a one-row table."""
+        path = self.resource.item_path(keys, item_id)
+        checked = self.resource.check_options(options)
+        body = await self.client.get(path, self.resource.query(checked, exclude=[self.resource.order_option]))
+        return pa.Table.from_batches([self.decoder.decode_object(body)], schema=self.resource.schema)
+
+    async def many(
+        self,
+        requests: Sequence[tuple[Mapping[str, object], str | None, Mapping[str, object]] | None],
+        *,
+        skip_errors: bool,
+        limit: int | None = None,
+        on_done: Callable[[pa.Table | None], None] | None = None,
+    ) -> FetchOutcome:
+        """Fetch every request (keys, item id or None for the list, options) concurrently; None yields
+        no rows. The client's semaphore bounds the requests in flight. With `skip_errors`, a failed key
+        yields no rows and is reported in `skipped`; otherwise the first failure cancels the rest and
+        raises RunFetchError naming the keys."""
+        outcome = FetchOutcome([None] * len(requests))
+        gate = asyncio.Semaphore(limit) if limit else None
+
+        async def fetch(keys: Mapping[str, object], item: str | None, options: Mapping[str, object]) -> pa.Table:
+            if item is None:
+                return await self.table(keys, options)
+            return await self.item(keys, item, options)
+
+        async def one(index: int, keys: Mapping[str, object], item: str | None, options: Mapping[str, object]) -> None:
+            table: pa.Table | None
+            try:
+                if gate is None:
+                    table = await fetch(keys, item, options)
+                else:
+                    async with gate:
+                        table = await fetch(keys, item, options)
+            except DuckDBOpenAIError as exc:
+                if not skip_errors:
+                    raise self._wrap(keys, item, exc) from exc
+                outcome.skipped.append((index, exc))
+                table = None
+            outcome.tables[index] = table
+            if on_done is not None:
+                on_done(table)
+
+        async with _Group() as group:
+            for index, request in enumerate(requests):
+                if request is not None:
+                    group.create_task(one(index, *request))
+        return outcome
+
+    def _wrap(self, keys: Mapping[str, object], item: str | None, exc: DuckDBOpenAIError) -> RunFetchError:
+        where = ", ".join(f"{k.name}={keys.get(k.name)!r}" for k in self.resource.keys)
+        if item is not None:
+            where += f", {self.resource.item_key.name}={item!r}"
+        name = self.resource.item_name if item is not None else self.resource.name
+        return RunFetchError(
+            f"{name} failed for {where}: {type(exc).__name__}: {exc}",
+            keys={k.name: keys.get(k.name) for k in self.resource.keys},
+            cause=exc,
+        )
+
+
+class _Group:
+    """Like asyncio.TaskGroup (3.11+), but raises the first failure itself rather than an ExceptionGroup."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def create_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._tasks.append(asyncio.ensure_future(coro))
+
+    async def __aenter__(self) -> _Group:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await asyncio.gather(*self._tasks)
+        except BaseException:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            raise

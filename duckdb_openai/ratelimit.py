@@ -1,0 +1,108 @@
+"""One request budget shared by every worker of a client.
+
+Three brakes, all shared, so a 429 to one worker slows every worker:
+
+- an optional hard cap, `requests_per_second` (aiolimiter's leaky bucket);
+- a pause: after a 429, nobody sends until its retry-after has passed;
+- pacing: when `x-ratelimit-remaining-requests` runs low, the remaining requests are spread evenly over
+  `x-ratelimit-reset-requests`, so the budget runs out at the reset and not before.
+
+The pause and pacing are a few lines over a monotonic clock, hand-written because no library reads
+OpenAI's rate-limit headers.
+
+>>> parse_duration("6m0s"), parse_duration("120ms"), parse_duration("1.5s")
+(360.0, 0.12, 1.5)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable, Mapping
+
+from aiolimiter import AsyncLimiter
+
+from duckdb_openai.retry import retry_after
+
+__all__ = ["DEFAULT_429_PAUSE", "Pacer", "parse_duration"]
+
+#: The pause after a 429 that carries no retry-after header.
+DEFAULT_429_PAUSE = 1.0
+#: Pacing never waits longer than this between two requests, whatever the headers claim.
+MAX_PACE_INTERVAL = 10.0
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def parse_duration(text: str | None) -> float | None:
+    """Seconds in OpenAI's duration format ("1s", "120ms", "6m0s", "1h2m3.5s"); None if unparsable."""
+    if not text:
+        return None
+    text = text.strip()
+    parts = _DURATION.findall(text)
+    if not parts or "".join(a + b for a, b in parts) != text:
+        try:
+            return float(text)
+        except ValueError:
+            return None
+    return sum(float(number) * _UNITS[unit] for number, unit in parts)
+
+
+class Pacer:
+    """The shared budget of one client; `acquire()` before every request, `observe()` after every answer."""
+
+    def __init__(
+        self,
+        *,
+        concurrency: int,
+        requests_per_second: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.concurrency = concurrency
+        self._clock = clock
+        self._limiter = AsyncLimiter(requests_per_second, 1.0) if requests_per_second else None
+        self._paused_until = 0.0
+        self._interval = 0.0
+        self._next_slot = 0.0
+        #: How many 429s this budget has seen, and how long it paused for them in total.
+        self.throttled = 0
+        self.paused_seconds = 0.0
+
+    def delay(self) -> float:
+        """Seconds a request starting now must wait."""
+        return max(self._paused_until, self._next_slot) - self._clock()
+
+    async def acquire(self) -> None:
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        while (wait := self.delay()) > 0:
+            await asyncio.sleep(wait)
+        if self._interval:
+            self._next_slot = max(self._clock(), self._next_slot) + self._interval
+
+    def observe(self, status: int | None, headers: Mapping[str, str]) -> None:
+        now = self._clock()
+        if status == 429:
+            self.throttled += 1
+            pause = retry_after(headers) or DEFAULT_429_PAUSE
+            until = now + pause
+            if until > self._paused_until:
+                self.paused_seconds += until - max(now, self._paused_until)
+                self._paused_until = until
+        remaining_text = headers.get("x-ratelimit-remaining-requests")
+        reset = parse_duration(headers.get("x-ratelimit-reset-requests"))
+        if remaining_text is None or reset is None:
+            return
+        try:
+            remaining = int(remaining_text)
+        except ValueError:
+            return
+        if remaining <= 0:
+            self._paused_until = max(self._paused_until, now + min(reset, MAX_PACE_INTERVAL))
+            self._interval = 0.0
+        elif remaining < self.concurrency:
+            self._interval = min(reset / remaining, MAX_PACE_INTERVAL)
+        else:
+            self._interval = 0.0

@@ -1,0 +1,82 @@
+"""Generic helpers over an Arrow schema: its DuckDB type text and its column reference.
+
+The schema itself is declared once, beside its resource (`run_steps.py`); DuckDB's types, the JSON
+parse types and the README's column table are all derived from it here.
+
+>>> import pyarrow as pa
+>>> duckdb_type(pa.struct([("a", pa.int64()), ("b", pa.list_(pa.string()))]))
+'STRUCT("a" BIGINT, "b" VARCHAR[])'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+__all__ = ["column_reference", "doc", "duckdb_type", "field", "struct"]
+
+_SIMPLE: dict[pa.DataType, str] = {
+    pa.string(): "VARCHAR",
+    pa.large_string(): "VARCHAR",
+    pa.int64(): "BIGINT",
+    pa.int32(): "INTEGER",
+    pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
+}
+
+
+def field(name: str, type_: pa.DataType, doc: str) -> pa.Field:
+    """A nullable field carrying its documentation in the field metadata."""
+    return pa.field(name, type_, metadata={"doc": doc})
+
+
+def struct(*fields: pa.Field) -> pa.StructType:
+    return pa.struct(list(fields))
+
+
+def doc(f: pa.Field) -> str:
+    return (f.metadata or {}).get(b"doc", b"").decode()
+
+
+def duckdb_type(t: pa.DataType) -> str:
+    """The DuckDB type text of an Arrow type."""
+    if t in _SIMPLE:
+        return _SIMPLE[t]
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMP WITH TIME ZONE" if t.tz else "TIMESTAMP"
+    if pa.types.is_map(t):
+        return f"MAP({duckdb_type(t.key_type)}, {duckdb_type(t.item_type)})"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return f"{duckdb_type(t.value_type)}[]"
+    if pa.types.is_struct(t):
+        inner = ", ".join(f'"{f.name}" {duckdb_type(f.type)}' for f in t)
+        return f"STRUCT({inner})"
+    raise TypeError(f"no DuckDB type for Arrow type {t}")
+
+
+def _short_type(t: pa.DataType) -> str:
+    """The type as a reader wants it in a table: nested types abbreviated to their kind."""
+    if pa.types.is_struct(t):
+        return "STRUCT"
+    if pa.types.is_list(t):
+        return f"{_short_type(t.value_type)}[]"
+    return duckdb_type(t)
+
+
+def column_reference(schema: pa.Schema) -> Iterator[tuple[str, str, str]]:
+    """(path, DuckDB type, doc) for every column and nested field, depth first, as SQL paths."""
+
+    def walk(prefix: str, f: pa.Field) -> Iterator[tuple[str, str, str]]:
+        path = f"{prefix}{f.name}"
+        yield path, _short_type(f.type), doc(f)
+        t = f.type
+        suffix = ""
+        while pa.types.is_list(t):
+            t, suffix = t.value_type, suffix + "[]"
+        if pa.types.is_struct(t):
+            for child in t:
+                yield from walk(f"{path}{suffix}.", child)
+
+    for f in schema:
+        yield from walk("", f)
