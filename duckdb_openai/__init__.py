@@ -78,7 +78,9 @@ def read_run_steps(
     """
     own = client is None
     active = client if client is not None else Client(**settings)
-    reader = active.read({"thread_id": thread_id, "run_id": run_id}, {"sort": sort, "include_content": include_content})
+    reader = active.read(
+        {"thread_id": thread_id, "run_id": run_id}, {"sort": sort, "include_content": include_content}
+    )
     if not own:
         return reader
 

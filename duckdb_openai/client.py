@@ -85,7 +85,9 @@ class ApiClient:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.max_retries + 1),
             wait=self._wait,
-            retry=retry_if_exception(lambda exc: isinstance(exc, _Failure) and should_retry(exc.status, exc.headers)),
+            retry=retry_if_exception(
+                lambda exc: isinstance(exc, _Failure) and should_retry(exc.status, exc.headers)
+            ),
             before_sleep=self._before_sleep,
             reraise=True,
         )
@@ -126,7 +128,8 @@ class ApiClient:
                 raise _Failure(error, None, {}) from None
             except httpx.TransportError as exc:
                 error = APIConnectionError(
-                    f"could not reach {self.settings.base_url}: {self._redact(str(exc)) or type(exc).__name__} "
+                    f"could not reach {self.settings.base_url}: "
+                    f"{self._redact(str(exc)) or type(exc).__name__} "
                     "(check base_url / OPENAI_BASE_URL and that the server is up)",
                     base_url=self.settings.base_url,
                 )
@@ -155,7 +158,8 @@ class ApiClient:
         cls = api_error_for_status(status)
         label = f"{status} {code}" if code else str(status)
         if cls is AuthenticationError:
-            message = f"the API key was rejected ({label}): {api_message} Set the key with {self.settings.key_hint()}."
+            hint = self.settings.key_hint()
+            message = f"the API key was rejected ({label}): {api_message} Set the key with {hint}."
         elif cls is NotFoundError:
             message = f"not found ({label}): {api_message}"
         else:

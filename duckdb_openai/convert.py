@@ -71,7 +71,9 @@ def _struct_to_map(arr: pa.StructArray, t: pa.MapType) -> pa.Array:
     if k == 0:
         offsets = pa.array(np.zeros(n + 1, dtype=np.int32))
         empty = pa.array([], t.key_type)
-        return pa.MapArray.from_arrays(offsets, empty, pa.array([], t.item_type), type=t, mask=pa.array(~valid))
+        return pa.MapArray.from_arrays(
+            offsets, empty, pa.array([], t.item_type), type=t, mask=pa.array(~valid)
+        )
     columns = [conform(arr.field(i), t.item_type) for i in range(k)]
     present = np.empty((n, k), dtype=bool)
     for i, column in enumerate(columns):
@@ -99,7 +101,8 @@ def conform(arr: pa.Array, t: pa.DataType) -> pa.Array:
     if pa.types.is_struct(t) and pa.types.is_struct(arr.type):
         have = {arr.type.field(i).name: i for i in range(arr.type.num_fields)}
         children = [
-            conform(arr.field(have[f.name]), f.type) if f.name in have else pa.nulls(len(arr), f.type) for f in t
+            conform(arr.field(have[f.name]), f.type) if f.name in have else pa.nulls(len(arr), f.type)
+            for f in t
         ]
         return pa.StructArray.from_arrays(children, fields=list(t), mask=_mask(arr))
     if pa.types.is_list(t) and pa.types.is_list(arr.type):
@@ -189,9 +192,14 @@ class PageDecoder:
         for row in rows:
             for name in self._map_fields:
                 if isinstance(row.get(name), dict):
-                    row[name] = [(k, v if v is None or isinstance(v, str) else str(v)) for k, v in row[name].items()]
+                    row[name] = [
+                        (k, v if v is None or isinstance(v, str) else str(v)) for k, v in row[name].items()
+                    ]
         parse_type = pa.struct(
-            [pa.field(f.name, f.type if pa.types.is_map(f.type) else _parse_type(f.type)) for f in self.schema]
+            [
+                pa.field(f.name, f.type if pa.types.is_map(f.type) else _parse_type(f.type))
+                for f in self.schema
+            ]
         )
         try:
             array = pa.array(rows, type=parse_type)
@@ -204,10 +212,11 @@ def _loads(body: bytes) -> Any:
     try:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ResponseFormatError(f"the API answered with a body that is not JSON: {_preview(body)}") from None
+        raise ResponseFormatError(
+            f"the API answered with a body that is not JSON: {_preview(body)}"
+        ) from None
 
 
 def _preview(body: bytes) -> str:
     text = body[:200].decode("utf-8", "replace")
     return repr(text + ("..." if len(body) > 200 else ""))
-

@@ -116,7 +116,7 @@ class APITimeoutError(APIConnectionError):
 
 
 class ResponseFormatError(DuckDBOpenAIError):
-    """The API answered 200 with a body that breaks its contract (not JSON, a cursor that does not advance)."""
+    """A 200 answer whose body breaks the API's contract (not JSON, a cursor that does not advance)."""
 
 
 class RunFetchError(DuckDBOpenAIError):

@@ -12,7 +12,7 @@ list exactly (a client that does not know the length cannot tell an empty gap fr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,9 @@ _REVERSE = {"asc": "desc", "desc": "asc"}
 
 
 def _reverse(batch: pa.RecordBatch) -> pa.RecordBatch:
-    return batch.take(pa.array(range(batch.num_rows - 1, -1, -1), pa.int64())) if batch.num_rows > 1 else batch
+    return (
+        batch.take(pa.array(range(batch.num_rows - 1, -1, -1), pa.int64())) if batch.num_rows > 1 else batch
+    )
 
 
 def _cut(page: Page, stop: set[str]) -> tuple[pa.RecordBatch, bool]:
@@ -60,14 +62,16 @@ class Fetcher:
         self.decoder = PageDecoder(resource.schema)
 
     async def _page(self, path: str, base: Sequence[tuple[str, str]], cursor: Cursor) -> Page:
-        body = await self.client.get(path, [*base, ("limit", str(self.resource.page_limit)), *cursor.params()])
+        body = await self.client.get(
+            path, [*base, ("limit", str(self.resource.page_limit)), *cursor.params()]
+        )
         page = self.decoder.decode_page(body)
         cursor.advance(has_more=page.has_more, last_id=page.last_id, count=page.batch.num_rows)
         return page
 
     async def pages(
         self, keys: Mapping[str, object], options: Mapping[str, object], *, both_ends: bool = True
-    ) -> AsyncIterator[pa.RecordBatch]:
+    ) -> AsyncGenerator[pa.RecordBatch, None]:
         """Every row under `keys`, as batches in the asked order; ids and options are checked before
         any request is sent."""
         resource = self.resource
@@ -119,7 +123,9 @@ class Fetcher:
                         batch, met = _cut(page, front_ids)
                         back_batches.append(batch)
                         back_ids.update(page.ids())
-                        if not met and back.done:  # pragma: no cover - the first front page is always met first
+                        if (
+                            not met and back.done
+                        ):  # pragma: no cover - the first front page is always met first
                             met = True
                         elif not met:
                             tasks[asyncio.ensure_future(self._page(path, base, back))] = "back"
@@ -139,7 +145,9 @@ class Fetcher:
         batches = [batch async for batch in self.pages(keys, options)]
         return pa.Table.from_batches(batches, schema=self.resource.schema)
 
-    async def item(self, keys: Mapping[str, object], item_id: object, options: Mapping[str, object]) -> pa.Table:
+    async def item(
+        self, keys: Mapping[str, object], item_id: object, options: Mapping[str, object]
+    ) -> pa.Table:
         """The one object `item_id` under `keys` (the item endpoint), as a one-row table."""
         path = self.resource.item_path(keys, item_id)
         checked = self.resource.check_options(options)
@@ -161,12 +169,16 @@ class Fetcher:
         outcome = FetchOutcome([None] * len(requests))
         gate = asyncio.Semaphore(limit) if limit else None
 
-        async def fetch(keys: Mapping[str, object], item: str | None, options: Mapping[str, object]) -> pa.Table:
+        async def fetch(
+            keys: Mapping[str, object], item: str | None, options: Mapping[str, object]
+        ) -> pa.Table:
             if item is None:
                 return await self.table(keys, options)
             return await self.item(keys, item, options)
 
-        async def one(index: int, keys: Mapping[str, object], item: str | None, options: Mapping[str, object]) -> None:
+        async def one(
+            index: int, keys: Mapping[str, object], item: str | None, options: Mapping[str, object]
+        ) -> None:
             table: pa.Table | None
             try:
                 if gate is None:

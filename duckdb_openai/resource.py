@@ -51,7 +51,11 @@ class Option:
 
     def check(self, value: object) -> OptionValue:
         """The value if allowed, else a ConfigurationError listing the choices."""
-        if isinstance(value, (str, bool, int)) and value in self.choices and type(value) is type(self.default):
+        if (
+            isinstance(value, (str, bool, int))
+            and value in self.choices
+            and type(value) is type(self.default)
+        ):
             return value
         allowed = " or ".join(repr(c).lower() if isinstance(c, bool) else repr(c) for c in self.choices)
         raise ConfigurationError(f"{self.name} must be {allowed}, not {value!r}")
@@ -101,7 +105,9 @@ class Resource:
         unknown = sorted(set(options) - set(self.options_by_name))
         if unknown:
             names = ", ".join(self.options_by_name)
-            raise ConfigurationError(f"unknown option {unknown[0]!r} for {self.name}; the options are {names}")
+            raise ConfigurationError(
+                f"unknown option {unknown[0]!r} for {self.name}; the options are {names}"
+            )
         return {o.name: o.check(options.get(o.name, o.default)) for o in self.options}
 
     def query(self, options: Mapping[str, object], *, exclude: Sequence[str] = ()) -> list[tuple[str, str]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import signal
 import threading
 from collections.abc import Coroutine
@@ -75,10 +76,8 @@ def install_hooks() -> None:
         return original(self)
 
     interrupt.__doc__ = original.__doc__
-    try:
+    with contextlib.suppress(AttributeError, TypeError):  # a DuckDB build that forbids it keeps its own
         duckdb.DuckDBPyConnection.interrupt = interrupt  # type: ignore[method-assign]
-    except (AttributeError, TypeError):  # pragma: no cover - a DuckDB build that forbids it
-        pass
     if threading.current_thread() is threading.main_thread():
         previous = signal.getsignal(signal.SIGINT)
         if previous is signal.default_int_handler:

@@ -36,7 +36,8 @@ def struct(*fields: pa.Field) -> pa.StructType:
 
 
 def doc(f: pa.Field) -> str:
-    return (f.metadata or {}).get(b"doc", b"").decode()
+    metadata: dict[bytes, bytes] = f.metadata or {}
+    return metadata.get(b"doc", b"").decode()
 
 
 def duckdb_type(t: pa.DataType) -> str:

@@ -8,10 +8,11 @@ its synchronous face: streaming readers for Python, and the vectorized fan-out D
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import warnings
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -31,12 +32,18 @@ __all__ = ["Client", "FanOutRequest"]
 FanOutRequest = tuple[Mapping[str, object], str | None, Mapping[str, object]] | None
 
 
+async def _next(agen: AsyncGenerator[pa.RecordBatch, None]) -> pa.RecordBatch:
+    return await agen.__anext__()
+
+
 class Client:
     """A configured client. Keyword arguments are those of `Settings.resolve` (api_key, base_url,
     organization, project, api_version, timeout, max_retries, max_concurrency, requests_per_second,
     http2, on_error, progress, allow_insecure_http)."""
 
-    def __init__(self, *, settings: Settings | None = None, resource: Resource = RUN_STEPS, **kwargs: Any) -> None:
+    def __init__(
+        self, *, settings: Settings | None = None, resource: Resource = RUN_STEPS, **kwargs: Any
+    ) -> None:
         self.settings = settings if settings is not None else Settings.resolve(**kwargs)
         self.resource = resource
         self._lock = threading.Lock()
@@ -76,10 +83,8 @@ class Client:
             self._loop = self._api = self._fetcher = None
         if loop is not None and loop.alive:
             if api is not None:
-                try:
+                with contextlib.suppress(Exception):
                     loop.run(api.aclose())
-                except Exception:  # noqa: S110 - closing is best effort
-                    pass
             loop.close()
 
     def __enter__(self) -> Client:
@@ -90,7 +95,9 @@ class Client:
 
     # -- Python readers --------------------------------------------------------------------------------
 
-    def read(self, keys: Mapping[str, object], options: Mapping[str, object] | None = None) -> pa.RecordBatchReader:
+    def read(
+        self, keys: Mapping[str, object], options: Mapping[str, object] | None = None
+    ) -> pa.RecordBatchReader:
         """Every row under `keys`, streamed page by page as a RecordBatchReader of the resource's schema.
 
         Ids and options are checked now, before any request is sent.
@@ -102,21 +109,18 @@ class Client:
 
     def _stream(self, keys: dict[str, object], options: dict[str, object]) -> Iterator[pa.RecordBatch]:
         loop, fetcher = self._ensure()
-        agen: AsyncIterator[pa.RecordBatch] = fetcher.pages(keys, options)
+        agen = fetcher.pages(keys, options)
         try:
             with CancelScope(None) as scope:
                 while True:
                     try:
-                        yield loop.run(agen.__anext__(), scope)
+                        yield loop.run(_next(agen), scope)
                     except StopAsyncIteration:
                         return
         finally:
-            close = getattr(agen, "aclose", None)
-            if close is not None and loop.alive:
-                try:
-                    loop.run(close())
-                except Exception:  # noqa: S110 - the generator is being abandoned anyway
-                    pass
+            if loop.alive:
+                with contextlib.suppress(Exception):
+                    loop.run(agen.aclose())
 
     def read_item(
         self, keys: Mapping[str, object], item_id: str, options: Mapping[str, object] | None = None
@@ -150,7 +154,9 @@ class Client:
         if max_concurrency is not None and (
             isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1
         ):
-            raise ConfigurationError(f"max_concurrency must be a whole number of at least 1, not {max_concurrency!r}")
+            raise ConfigurationError(
+                f"max_concurrency must be a whole number of at least 1, not {max_concurrency!r}"
+            )
         loop, fetcher = self._ensure()
         total = sum(r is not None for r in requests)
         with FanOutProgress(total, fetcher.client.stats, mode) as bar, CancelScope(owner) as scope:
@@ -159,7 +165,8 @@ class Client:
                 bar.advance(0 if table is None else table.num_rows)
 
             outcome = loop.run(
-                fetcher.many(requests, skip_errors=policy == "skip", limit=max_concurrency, on_done=done), scope
+                fetcher.many(requests, skip_errors=policy == "skip", limit=max_concurrency, on_done=done),
+                scope,
             )
         if outcome.skipped:
             reasons = Counter(f"{type(e).__name__}: {e}" for _, e in outcome.skipped)

@@ -15,12 +15,14 @@ so `duckdb_functions()`, `duckdb_views()` and EXPLAIN cannot show it.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import duckdb.func as duckdb_func
 import pyarrow as pa
 
 from duckdb_openai.errors import ConfigurationError
@@ -107,7 +109,9 @@ def register(con: duckdb.DuckDBPyConnection, *, client: Client | None = None, **
         n_keys = len(resource.keys)
         keys_columns = columns[:n_keys]
         option_columns = columns[n_keys : n_keys + len(option_names)]
-        on_error, max_concurrency, progress = (col[0] if col else None for col in columns[n_keys + len(option_names) :])
+        on_error, max_concurrency, progress = (
+            col[0] if col else None for col in columns[n_keys + len(option_names) :]
+        )
         requests: list[FanOutRequest] = []
         for row in range(len(keys_columns[0])):
             keys = {k.name: keys_columns[i][row] for i, k in enumerate(resource.keys)}
@@ -115,7 +119,9 @@ def register(con: duckdb.DuckDBPyConnection, *, client: Client | None = None, **
                 requests.append(None)
                 continue
             options = {
-                name: col[row] for name, col in zip(option_names, option_columns) if col[row] is not None
+                name: col[row]
+                for name, col in zip(option_names, option_columns, strict=True)
+                if col[row] is not None
             }
             resource.list_path(keys)
             resource.check_options(options)
@@ -144,7 +150,7 @@ def register(con: duckdb.DuckDBPyConnection, *, client: Client | None = None, **
                 continue
             options = {
                 name: col[row]
-                for name, col in zip(option_names, option_columns)
+                for name, col in zip(option_names, option_columns, strict=True)
                 if col[row] is not None and name != resource.order_option
             }
             resource.item_path(keys, item)
@@ -157,10 +163,8 @@ def register(con: duckdb.DuckDBPyConnection, *, client: Client | None = None, **
     key_types = ["VARCHAR"] * len(resource.keys)
     option_types = [o.sql_type for o in resource.options]
     for name in (list_name, item_name):
-        try:
+        with contextlib.suppress(duckdb.InvalidInputException, duckdb.CatalogException):
             con.remove_function(name)
-        except (duckdb.InvalidInputException, duckdb.CatalogException):
-            pass
     list_params = [*(k.name for k in resource.keys), *option_names, *(n for n, _ in ENGINE_OPTIONS)]
     item_params = [*(k.name for k in resource.keys), resource.item_key.name, *option_names, "on_error"]
     con.create_function(
@@ -168,8 +172,8 @@ def register(con: duckdb.DuckDBPyConnection, *, client: Client | None = None, **
         _with_arity(list_rows, list_params),
         [*key_types, *option_types, *(t for _, t in ENGINE_OPTIONS)],
         list_sql_type,
-        type="arrow",
-        null_handling="special",
+        type=duckdb_func.ARROW,
+        null_handling=duckdb_func.SPECIAL,
         side_effects=True,
     )
     item_options = [o for o in resource.options if o.name != resource.order_option]
@@ -178,8 +182,8 @@ def register(con: duckdb.DuckDBPyConnection, *, client: Client | None = None, **
         _with_arity(item_rows, item_params),
         [*key_types, "VARCHAR", *option_types, "VARCHAR"],
         list_sql_type,
-        type="arrow",
-        null_handling="special",
+        type=duckdb_func.ARROW,
+        null_handling=duckdb_func.SPECIAL,
         side_effects=True,
     )
     key_names = [k.name for k in resource.keys]
@@ -193,7 +197,11 @@ def register(con: duckdb.DuckDBPyConnection, *, client: Client | None = None, **
     item_key = resource.item_key.name
     item_named = [f"{o.name} := {_sql_literal(o.default)}" for o in item_options]
     item_args = ", ".join(
-        [*key_names, item_key, *(o.name if o in item_options else _sql_literal(o.default) for o in resource.options)]
+        [
+            *key_names,
+            item_key,
+            *(o.name if o in item_options else _sql_literal(o.default) for o in resource.options),
+        ]
     )
     con.execute(
         f"CREATE OR REPLACE TEMP MACRO {resource.item_name}("
