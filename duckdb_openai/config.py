@@ -98,6 +98,8 @@ class Settings:
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     requests_per_second: float | None = None
     http2: bool = False
+    #: Page long lists from both ends at once (halves their latency; may cost one or two requests more).
+    both_ends: bool = True
     on_error: OnError = "raise"
     progress: Progress = "auto"
     #: Where the key came from, for error messages ("api_key=" or "$OPENAI_API_KEY").
@@ -120,6 +122,7 @@ class Settings:
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         requests_per_second: float | None = None,
         http2: bool = False,
+        both_ends: bool = True,
         on_error: str = "raise",
         progress: bool | str = "auto",
         allow_insecure_http: bool = False,
@@ -163,6 +166,7 @@ class Settings:
             max_concurrency=max_concurrency,
             requests_per_second=requests_per_second,
             http2=http2,
+            both_ends=bool(both_ends),
             on_error=check_on_error(on_error),
             progress=check_progress(progress),
             api_key_source=source,

@@ -4,7 +4,8 @@ item, or many keys concurrently. It knows a Resource's declaration, never run st
 Fetching from both ends: a list whose first page says `has_more` is paged from its start (in the asked
 order) and from its end (in the reverse order) at once, until a page from one side holds an id the other
 side already has. The overlap is cut away, so nothing is lost or duplicated, and the rows come out in the
-asked order. This halves the wall time of long lists. The price is a little overlap where the two sides
+asked order. This halves the wall time of long lists. The first two pages are fetched one after the
+other, so a list of up to 200 rows takes exactly as many requests as it has pages. The price is a little overlap where the two sides
 meet: at most the request in flight on the other side, and one more when both sides' pages tile the
 list exactly (a client that does not know the length cannot tell an empty gap from a full page).
 """
@@ -12,6 +13,7 @@ list exactly (a client that does not know the length cannot tell an empty gap fr
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +29,8 @@ from duckdb_openai.resource import Resource
 __all__ = ["FetchOutcome", "Fetcher"]
 
 _REVERSE = {"asc": "desc", "desc": "asc"}
+#: Pages fetched one after the other before the far end is fetched too.
+SEQUENTIAL_PAGES = 2
 
 
 def _reverse(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -80,22 +84,23 @@ class Fetcher:
         order = str(checked[resource.order_option])
         base = resource.query(checked, exclude=[resource.order_option])
         front = Cursor(order, resource.order_param)
-        first = await self._page(path, base, front)
-        yield first.batch
-        if front.done:
-            return
-        if not both_ends:
-            while not front.done:
-                yield (await self._page(path, base, front)).batch
-            return
-        async for batch in self._from_both_ends(path, base, front, first):
+        seen: set[str] = set()
+        # Two pages one after the other first: a list of up to two pages takes exactly as many requests
+        # as it has pages, and fetching from both ends only saves round trips beyond that.
+        for _ in range(SEQUENTIAL_PAGES if both_ends else sys.maxsize):
+            page = await self._page(path, base, front)
+            yield page.batch
+            if front.done:
+                return
+            if both_ends:
+                seen.update(page.ids())
+        async for batch in self._from_both_ends(path, base, front, seen):
             yield batch
 
     async def _from_both_ends(
-        self, path: str, base: Sequence[tuple[str, str]], front: Cursor, first: Page
+        self, path: str, base: Sequence[tuple[str, str]], front: Cursor, front_ids: set[str]
     ) -> AsyncIterator[pa.RecordBatch]:
         back = Cursor(_REVERSE[front.order], self.resource.order_param)
-        front_ids: set[str] = set(first.ids())
         back_ids: set[str] = set()
         back_batches: list[pa.RecordBatch] = []
         tasks: dict[asyncio.Task[Page], str] = {
@@ -142,7 +147,7 @@ class Fetcher:
 
     async def table(self, keys: Mapping[str, object], options: Mapping[str, object]) -> pa.Table:
         """Every row under `keys` as one table of the schema."""
-        batches = [batch async for batch in self.pages(keys, options)]
+        batches = [batch async for batch in self.pages(keys, options, both_ends=self.client.settings.both_ends)]
         return pa.Table.from_batches(batches, schema=self.resource.schema)
 
     async def item(

@@ -22,6 +22,7 @@ from duckdb_openai.config import Progress, Settings, check_on_error, check_progr
 from duckdb_openai.errors import ConfigurationError
 from duckdb_openai.fetch import Fetcher
 from duckdb_openai.progress import FanOutProgress
+from duckdb_openai.ratelimit import Pacer
 from duckdb_openai.resource import Resource, check_id
 from duckdb_openai.run_steps import RUN_STEPS
 from duckdb_openai.runtime import CancelScope, LoopThread, install_hooks
@@ -76,6 +77,11 @@ class Client:
         """Request counters of this client (requests, retries, throttled)."""
         return self._api.stats if self._api is not None else RequestStats()
 
+    @property
+    def pacer(self) -> Pacer | None:
+        """The shared request budget (None before the first request)."""
+        return self._api.pacer if self._api is not None else None
+
     def close(self) -> None:
         """Close the connection pool and stop the background thread; the client reopens on next use."""
         with self._lock:
@@ -109,7 +115,7 @@ class Client:
 
     def _stream(self, keys: dict[str, object], options: dict[str, object]) -> Iterator[pa.RecordBatch]:
         loop, fetcher = self._ensure()
-        agen = fetcher.pages(keys, options)
+        agen = fetcher.pages(keys, options, both_ends=self.settings.both_ends)
         try:
             with CancelScope(None) as scope:
                 while True:

@@ -1,0 +1,59 @@
+"""Helpers shared by the tests: comparing Arrow rows with the API's JSON objects."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import duckdb
+
+import duckdb_openai
+
+KEY = "sk-test-0123456789abcdefSECRET"
+
+
+def sparse(value: Any) -> Any:
+    """JSON-like data with NULL/absent fields dropped and timestamps as Unix seconds, so an Arrow row and
+    the API's object compare equal when they hold the same information."""
+    if isinstance(value, dict):
+        return {k: sparse(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [sparse(v) for v in value]
+    if isinstance(value, datetime.datetime):
+        return int(value.timestamp())
+    return value
+
+
+def api_row(row: dict[str, Any]) -> dict[str, Any]:
+    """An Arrow/DuckDB row of RUN_STEPS_SCHEMA in the API's shape (metadata back to an object)."""
+    row = dict(row)
+    if isinstance(row.get("metadata"), list):
+        row["metadata"] = dict(row["metadata"])
+    return sparse(row)  # type: ignore[no-any-return]
+
+
+def connect(base_url: str, **kwargs: Any) -> tuple[duckdb.DuckDBPyConnection, duckdb_openai.Registration]:
+    con = duckdb.connect()
+    settings: dict[str, Any] = {
+        "api_key": KEY,
+        "base_url": base_url,
+        "retry_initial_delay": 0.01,
+        "retry_max_delay": 0.05,
+        "progress": "off",
+    }
+    settings.update(kwargs)
+    return con, duckdb_openai.register(con, **settings)
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    result = con.execute(sql, params or [])
+    names = [d[0] for d in result.description]
+    return [dict(zip(names, r, strict=True)) for r in result.fetchall()]
+
+
+def list_requests(emu: Any) -> int:
+    return sum(emu.stats()["by_endpoint"]["list"].values())  # type: ignore[no-any-return]
+
+
+def all_requests(emu: Any) -> int:
+    return emu.stats()["requests"]  # type: ignore[no-any-return]

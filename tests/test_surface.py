@@ -1,0 +1,56 @@
+"""The public surface and the one fixed schema."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+import duckdb_openai
+from duckdb_openai.run_steps import RUN_STEPS_SCHEMA
+from duckdb_openai.schema import column_reference, duckdb_type
+
+SEED_COLUMNS = [
+    "id", "assistant_id", "cancelled_at", "completed_at", "created_at", "expired_at", "failed_at",
+    "last_error", "metadata", "object", "run_id", "status", "step_details", "thread_id", "type", "usage",
+]  # fmt: skip
+
+
+def test_public_surface_is_pinned() -> None:
+    assert sorted(duckdb_openai.__all__) == sorted(
+        [
+            "RUN_STEPS", "RUN_STEPS_SCHEMA", "APIConnectionError", "APIError", "APITimeoutError",
+            "AuthenticationError", "BadRequestError", "Client", "ConfigurationError", "DuckDBOpenAIError",
+            "InvalidIdError", "NotFoundError", "PermissionDeniedError", "RateLimitError", "Registration",
+            "ResponseFormatError", "RunFetchError", "ServerError", "Settings", "__version__",
+            "read_run_step", "read_run_steps", "register",
+        ]
+    )  # fmt: skip
+    for name in duckdb_openai.__all__:
+        assert hasattr(duckdb_openai, name), name
+
+
+def test_schema_has_the_seed_columns_in_order() -> None:
+    assert RUN_STEPS_SCHEMA.names == SEED_COLUMNS
+    assert duckdb_openai.RUN_STEPS_SCHEMA is RUN_STEPS_SCHEMA
+
+
+def test_schema_types() -> None:
+    s = RUN_STEPS_SCHEMA
+    for name in ("cancelled_at", "completed_at", "created_at", "expired_at", "failed_at"):
+        assert s.field(name).type == pa.timestamp("us", tz="UTC")
+    assert s.field("metadata").type == pa.map_(pa.string(), pa.string())
+    assert duckdb_type(s.field("usage").type) == (
+        'STRUCT("prompt_tokens" BIGINT, "completion_tokens" BIGINT, "total_tokens" BIGINT)'
+    )
+    assert duckdb_type(s.field("last_error").type) == 'STRUCT("code" VARCHAR, "message" VARCHAR)'
+    tool_call = s.field("step_details").type.field("tool_calls").type.value_type
+    assert [f.name for f in tool_call] == ["id", "type", "function", "code_interpreter", "file_search"]
+    result = tool_call.field("file_search").type.field("results").type.value_type
+    assert [f.name for f in result] == ["file_id", "file_name", "score", "content"]
+
+
+def test_every_field_is_documented() -> None:
+    reference = list(column_reference(RUN_STEPS_SCHEMA))
+    assert len(reference) > 40
+    assert all(doc for _, _, doc in reference), [path for path, _, doc in reference if not doc]
+    paths = [path for path, _, _ in reference]
+    assert "step_details.tool_calls[].function.arguments" in paths
