@@ -54,3 +54,13 @@ def test_every_field_is_documented() -> None:
     assert all(doc for _, _, doc in reference), [path for path, _, doc in reference if not doc]
     paths = [path for path, _, _ in reference]
     assert "step_details.tool_calls[].function.arguments" in paths
+
+
+def test_readme_column_reference_is_generated() -> None:
+    from pathlib import Path
+
+    from duckdb_openai.docs import BEGIN, END, column_table
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    between = readme.split(BEGIN, 1)[1].split(END, 1)[0]
+    assert between.strip() == column_table().strip(), "run: python -m duckdb_openai.docs"
