@@ -36,7 +36,8 @@ class FanOutProgress:
                 file=sys.stderr,
                 delay=0.0 if mode == "on" else SHOW_AFTER,
                 dynamic_ncols=True,
-                leave=False,
+                # Asked for explicitly: leave the final tally; shown automatically: clean up after.
+                leave=mode == "on",
             )
 
     def advance(self, rows: int) -> None:
@@ -57,4 +58,5 @@ class FanOutProgress:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._bar is not None:
+            self._bar.refresh()
             self._bar.close()

@@ -107,7 +107,8 @@ def test_connection_refused_names_the_base_url() -> None:
     registration.close()
 
 
-def test_timeout_names_the_base_url(emu: Any) -> None:
+def test_timeout_names_the_base_url(emulator_factory: Any) -> None:
+    emu = emulator_factory()  # its slow answers outlive the test, so not the shared emulator
     run = emu.dataset.find_run(step_count=1)
     emu.script_faults("slow", count=5, slow_ms=2000)
     con, registration = connect(emu.base_url, timeout=0.2, max_retries=1)

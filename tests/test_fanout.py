@@ -237,7 +237,7 @@ def test_interrupt_stops_in_flight_fetching(emulator_factory: Any, how: str) -> 
     assert outcome and outcome[0] is not None
     assert _sockets_to(emu.port) == baseline  # cancelled requests closed their connections
     registration.close()
-    assert not [t for t in threading.enumerate() if t.name.startswith("duckdb-openai")]
+    assert not [t for t in threading.enumerate() if t.name.startswith("duckdb-openai-run_steps")]
 
 
 def test_progress_bar_on_stderr(emu: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -246,7 +246,9 @@ def test_progress_bar_on_stderr(emu: Any, capsys: pytest.CaptureFixture[str]) ->
     load_runs(con, runs)
     con.execute(LATERAL).fetchall()
     err = capsys.readouterr().err
-    assert "/10 [" in err and "requests=" in err and "steps=" in err
+    final = err.rstrip().split("\r")[-1]
+    steps = sum(r.step_count for r in runs)
+    assert "10/10" in final and f"steps={steps}" in final and "requests=10" in final, final
     registration.close()
 
 
