@@ -4,10 +4,13 @@ item, or many keys concurrently. It knows a Resource's declaration, never run st
 Fetching from both ends: a list whose first page says `has_more` is paged from its start (in the asked
 order) and from its end (in the reverse order) at once, until a page from one side holds an id the other
 side already has. The overlap is cut away, so nothing is lost or duplicated, and the rows come out in the
-asked order. This halves the wall time of long lists. The first two pages are fetched one after the
-other, so a list of up to 200 rows takes exactly as many requests as it has pages. The price is a little overlap where the two sides
-meet: at most the request in flight on the other side, and one more when both sides' pages tile the
-list exactly (a client that does not know the length cannot tell an empty gap from a full page).
+asked order. This halves the wall time of long lists.
+
+The first two pages are fetched one after the other, so a list of up to 200 rows takes exactly as many
+requests as it has pages. The price is a little overlap where the two sides meet: the request in flight
+on the other side, and one more when both sides' pages tile the list exactly. That second one cannot
+be avoided without knowing the length: after the same pages, a list of 300 and one of 400 look alike
+to the client, yet one needs a single probe and the other a page from each side.
 """
 
 from __future__ import annotations
@@ -147,7 +150,8 @@ class Fetcher:
 
     async def table(self, keys: Mapping[str, object], options: Mapping[str, object]) -> pa.Table:
         """Every row under `keys` as one table of the schema."""
-        batches = [batch async for batch in self.pages(keys, options, both_ends=self.client.settings.both_ends)]
+        both_ends = self.client.settings.both_ends
+        batches = [batch async for batch in self.pages(keys, options, both_ends=both_ends)]
         return pa.Table.from_batches(batches, schema=self.resource.schema)
 
     async def item(

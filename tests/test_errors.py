@@ -67,7 +67,7 @@ def test_bad_request_carries_the_api_message(httpx_mock: HTTPXMock) -> None:
                 "param": "limit",
                 "code": "integer_above_max_value",
             }
-        },  # fmt: skip
+        },
     )
     con, registration = connect("http://127.0.0.1:9/v1")
     message = fails(con, "SELECT * FROM run_steps('thread_a', 'run_b')", [])
