@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -92,6 +93,7 @@ def register(con: duckdb.DuckDBPyConnection, *, client: Client | None = None, **
     Keyword arguments configure the client (see `Client`); `api_key` falls back to OPENAI_API_KEY.
     Registering again on the same connection replaces the earlier registration.
     """
+    owned = client is None
     if client is None:
         client = Client(**kwargs)
     elif kwargs:
@@ -209,6 +211,9 @@ def register(con: duckdb.DuckDBPyConnection, *, client: Client | None = None, **
         f"SELECT __row.* FROM (SELECT unnest({item_name}({item_args}, on_error)) AS __row)"
     )
     registration = Registration(client, list_name, item_name, (resource.name, resource.item_name))
+    if owned:
+        # The connection owns the client it made: its thread and sockets go when the connection goes.
+        weakref.finalize(con, client.close)
     from duckdb_openai.source import attach_catalog
 
     registration.source = attach_catalog(con, client)
