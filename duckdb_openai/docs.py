@@ -1,6 +1,6 @@
 """The README's column reference, generated from the schema so it cannot drift.
 
-    python -m duckdb_openai.docs        # prints the Markdown table
+Run ``python -m duckdb_openai.docs`` to print the Markdown table.
 """
 
 from __future__ import annotations
