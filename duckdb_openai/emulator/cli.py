@@ -1,0 +1,162 @@
+"""``python -m duckdb_openai.emulator``: serve the emulated API until SIGINT/SIGTERM.
+
+Prints exactly one line on stdout when ready, the base URL, then serves::
+
+    $ python -m duckdb_openai.emulator --port 0 --latency-ms 50
+    http://127.0.0.1:54321/v1
+
+``main(argv)`` takes the arguments after the command name, so a wrapping command (the
+package's ``duckdb-openai emulator ...``) can forward its argv unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .data import Dataset, DatasetConfig
+from .server import serve
+from .settings import API_KEY_ENV, DEFAULT_HOST, DEFAULT_SEED, DEFAULT_SLOW_MS, EmulatorSettings
+
+__all__ = ["build_parser", "main", "settings_from_args"]
+
+_DEFAULTS = DatasetConfig()
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def build_parser(prog: str | None = "python -m duckdb_openai.emulator") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="A local server that speaks OpenAI's Assistants run-steps API over generated data.",
+    )
+    net = parser.add_argument_group("network")
+    net.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on (default: %(default)s)")
+    net.add_argument(
+        "--port", type=int, default=0, metavar="N", help="0 picks a free port (default: %(default)s)"
+    )
+    net.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help=f"the only key accepted; unset: ${API_KEY_ENV}, else any non-empty key",
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        metavar="N",
+        help="seed of all data and faults (default: %(default)s)",
+    )
+    data.add_argument(
+        "--threads",
+        type=int,
+        default=_DEFAULTS.threads,
+        metavar="N",
+        help="number of threads (default: %(default)s)",
+    )
+    data.add_argument(
+        "--runs-per-thread",
+        type=int,
+        default=_DEFAULTS.runs_per_thread,
+        metavar="N",
+        help="runs in each thread (default: %(default)s)",
+    )
+    data.add_argument(
+        "--mean-steps",
+        type=_non_negative,
+        default=_DEFAULTS.mean_steps,
+        metavar="N",
+        help="mean steps per run (default: %(default)s)",
+    )
+    data.add_argument(
+        "--no-edge-runs",
+        dest="edge_runs",
+        action="store_false",
+        help="leave out the runs with 0, 1, 100, 101, 200 and 10,000 steps",
+    )
+    data.add_argument("--manifest", metavar="PATH", help="write the runs as CSV to PATH, then serve")
+    knobs = parser.add_argument_group("behaviour")
+    knobs.add_argument(
+        "--latency-ms",
+        type=_non_negative,
+        default=0.0,
+        metavar="MS",
+        help="added to every API response (default: %(default)s)",
+    )
+    knobs.add_argument("--rate-limit", type=_positive, metavar="RPS", help="requests per second, beyond: 429")
+    knobs.add_argument(
+        "--fault-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="P",
+        help="share of requests given a random fault (default: %(default)s)",
+    )
+    knobs.add_argument(
+        "--slow-ms",
+        type=_non_negative,
+        default=DEFAULT_SLOW_MS,
+        metavar="MS",
+        help="extra delay of a slow fault (default: %(default)s)",
+    )
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
+    return EmulatorSettings(
+        seed=args.seed,
+        dataset=DatasetConfig(
+            threads=args.threads,
+            runs_per_thread=args.runs_per_thread,
+            mean_steps=args.mean_steps,
+            edge_runs=args.edge_runs,
+        ),
+        latency_ms=args.latency_ms,
+        rate_limit=args.rate_limit,
+        fault_rate=args.fault_rate,
+        slow_ms=args.slow_ms,
+        api_key=args.api_key if args.api_key is not None else (os.environ.get(API_KEY_ENV) or None),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the emulator; returns the exit code (0 after SIGINT/SIGTERM)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.manifest is not None:
+        Dataset(settings.seed, settings.dataset).write_manifest(args.manifest)
+
+    def announce(base_url: str) -> None:
+        sys.stdout.write(base_url + "\n")
+        sys.stdout.flush()
+
+    try:
+        serve(settings, host=args.host, port=args.port, on_ready=announce)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0

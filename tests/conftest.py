@@ -1,0 +1,37 @@
+"""Shared fixtures: a real emulator over loopback.
+
+``emulator`` is one server for the whole session (default dataset, seed 7, thread mode);
+a test that counts requests calls ``emulator.reset()`` first. ``emulator_factory`` makes
+emulators with other knobs and stops every one of them at teardown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from duckdb_openai.emulator import Emulator
+
+EmulatorFactory = Callable[..., Emulator]
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    with Emulator(seed=7, mode="thread") as emu:
+        yield emu
+
+
+@pytest.fixture
+def emulator_factory() -> Iterator[EmulatorFactory]:
+    made: list[Emulator] = []
+
+    def make(**kwargs: Any) -> Emulator:
+        emu = Emulator(**kwargs)
+        made.append(emu)
+        return emu.start()
+
+    yield make
+    for emu in made:
+        emu.stop()
