@@ -1,11 +1,318 @@
-"""Placeholder until the StackQL form lands."""
+"""The StackQL form: the resource as a table in a catalog, its keys given in WHERE.
+
+After `register(con)`::
+
+    SELECT id, status, usage.total_tokens
+    FROM openai.assistants.run_steps
+    WHERE thread_id = 'thread_abc123' AND run_id = 'run_abc123';
+
+DuckDB 2.0's internal source protocol (`duckdb._sources`) lets a Python object be scanned like an Arrow
+table while it sees the query's projection and filters. `ResourceSource` is such an object for one
+`Resource`. DuckDB offers it each conjunct of the WHERE clause (`accepts`), and, because DuckDB does not
+apply an accepted filter again, it accepts only what it applies exactly:
+
+- `key = 'value'` for each key column (thread_id, run_id): the keys of the list endpoint;
+- `key IN ('a', 'b')` or `key = 'a' OR key = 'b'`: one list per combination of key values;
+- `id = 'value'` or `id IN (...)` on the item column: the item endpoint, one request per id;
+- an AND of these that arrives as one predicate (`run_id = 'a' AND run_id = 'b'` is empty: no request).
+
+Everything else (`status = 'failed'`, `created_at > ...`, `run_id LIKE ...`, a collated comparison) is
+declined, and DuckDB applies it above the scan. EXPLAIN shows both: the accepted filters under the
+Python Arrow Scan's "Filters", next to its "Projections", and the rest in a Filter above it. A query
+that does not pin every key column fails with a ConfigurationError showing the required form; to read
+the runs listed in a table, use the table macro with a LATERAL join instead.
+
+Reading: one key combination streams page by page (`Client.read`), so `LIMIT 5` stops after the first
+page. Several combinations are fetched concurrently (`Client.fan_out`), a window of `max_concurrency`
+at a time, in the order of the IN lists. Only the asked columns are returned.
+
+LIMIT and DuckDB's threads: a LIMIT directly over the scan pulls exactly one batch. A LIMIT above a
+filter DuckDB applies itself (`... AND status = 'completed' LIMIT 5`) runs on all of DuckDB's threads,
+and each thread pulls batches until it alone holds the LIMIT's rows, so a stream of whole pages would
+cost a request per thread. The first page is therefore handed out in slices of `FIRST_PAGE_SLICE`
+rows, which the threads share before any of them asks for the second page: one request as long as
+threads x max(LIMIT, FIRST_PAGE_SLICE) rows fit in a page (measured with LIMIT 5 and a 100-row page:
+one request at 1 to 12 threads, 8 at 16). Later pages stay whole, so full scans keep full vectors.
+
+Options: the table's columns are the resource's fields only, so this form uses every option's default
+(for run steps: sort 'asc', include_content false); the table macro takes the others, e.g.
+`run_steps(thread_id, run_id, sort := 'desc', include_content := true)`.
+
+The key never reaches SQL: the hidden view scans this Python object, and the catalog's view is just
+`SELECT * FROM` that hidden view. Being internal, the protocol is feature-detected (`scan_protocol`):
+where it is missing, `attach_catalog` returns None and the table macros still work.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import importlib
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, cast
 
-__all__ = ["attach_catalog"]
+import duckdb
+import pyarrow as pa
+
+from duckdb_openai.errors import ConfigurationError
+from duckdb_openai.resource import check_id
+from duckdb_openai.session import Client, FanOutRequest
+
+__all__ = [
+    "CATALOG",
+    "FIRST_PAGE_SLICE",
+    "SCHEMA",
+    "ResourceSource",
+    "ScanPlan",
+    "attach_catalog",
+    "scan_protocol",
+]
+
+CATALOG = "openai"
+SCHEMA = "assistants"
+#: Rows per slice of the first page: DuckDB's threads share the first page before one asks for the next.
+FIRST_PAGE_SLICE = 8
+
+#: Column name -> the values a row's column may hold, in order, without repeats.
+Constraint = dict[str, tuple[str, ...]]
 
 
-def attach_catalog(con: Any, client: Any) -> None:
-    return None
+def scan_protocol(con: object) -> ModuleType | None:
+    """`duckdb._sources` when this DuckDB offers the source protocol on `con`, else None."""
+    try:
+        sources = importlib.import_module("duckdb._sources")
+    except ImportError:
+        return None
+    base = getattr(sources, "ArrowScanSource", None)
+    nodes = getattr(sources, "nodes", None)
+    if not isinstance(base, type) or nodes is None:
+        return None
+    if not all(isinstance(getattr(nodes, name, None), type) for name in ("Binary", "Col", "Lit", "In")):
+        return None
+    if not callable(getattr(con, "_register_arrow_source", None)):
+        return None
+    return sources
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """What a scan fetches: every key combination, and the item ids (None: the whole list)."""
+
+    keys: tuple[dict[str, str], ...]
+    items: tuple[str, ...] | None
+
+
+def _intersect(a: Constraint, b: Constraint) -> Constraint:
+    """Both constraints at once: a column in both may hold only values in both."""
+    merged = dict(a)
+    for column, values in b.items():
+        if column in merged:
+            allowed = set(values)
+            merged[column] = tuple(v for v in merged[column] if v in allowed)
+        else:
+            merged[column] = values
+    return merged
+
+
+def _slice_first(batches: Iterable[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:
+    """The batches, the first one cut into slices of `size` rows."""
+    iterator = iter(batches)
+    first = next(iterator, None)
+    if first is None:
+        return
+    for start in range(0, max(first.num_rows, 1), size):
+        yield first.slice(start, size)
+    yield from iterator
+
+
+class ResourceSource:
+    """The resource of `client` as a table whose WHERE clause gives the keys (see the module docstring).
+
+    `nodes` is `duckdb._sources.nodes`, the predicate tree's classes. `attach_catalog` makes the instance
+    on the protocol's base class; this class holds the behaviour, so it can be tested on its own.
+    """
+
+    #: The protocol's attributes: the schema never changes, the scan may be read any number of times,
+    #: and pulls need not hold the GIL (the page generator takes it itself).
+    schema_is_stable = True
+    one_shot = False
+    pull_under_gil = False
+    obj: object = None
+
+    def __init__(self, client: Client, nodes: Any, *, table: str, owner: int | None = None) -> None:
+        self.client = client
+        self.resource = client.resource
+        self.table = table
+        self._nodes = nodes
+        self._owner = owner
+        schema = self.resource.schema
+        columns = [*(k.name for k in self.resource.keys), self.resource.item_column]
+        # Only string columns: the source compares ids as the engine compares VARCHARs, byte for byte.
+        self._filterable = frozenset(c for c in columns if pa.types.is_string(schema.field(c).type))
+
+    def __repr__(self) -> str:
+        return f"ResourceSource({self.table!r})"
+
+    # -- the protocol -----------------------------------------------------------------------------------
+
+    def __arrow_c_schema__(self) -> object:
+        return self.resource.schema.__arrow_c_schema__()
+
+    def rows(self) -> int | None:
+        return None
+
+    def accepts(self, predicate: Any) -> bool:
+        """Whether the source applies `predicate` exactly: equality or IN of a key or the item column."""
+        return self._constraint(predicate) is not None
+
+    def stream(self, columns: Sequence[int] | None, filters: Sequence[Any]) -> tuple[object, bool]:
+        """A stream of the rows the accepted `filters` select, holding exactly `columns` in order.
+
+        Missing keys and malformed ids raise here, and so does the first response's error, so DuckDB
+        reports them without a traceback; the first batch is fetched now, the rest as DuckDB pulls.
+        """
+        plan = self.plan(filters)
+        schema = self.resource.schema
+        chosen = list(range(len(schema))) if columns is None else list(columns)
+        narrowed = pa.schema([schema.field(i) for i in chosen])
+        batches = self._batches(plan)
+        first = next(batches, None)
+        ahead = batches if first is None else itertools.chain([first], batches)
+        projected = (b.select(chosen) for b in ahead)
+        return pa.RecordBatchReader.from_batches(narrowed, projected).__arrow_c_stream__(), True
+
+    # -- planning ---------------------------------------------------------------------------------------
+
+    def required_form(self) -> str:
+        """The WHERE clause a query needs, e.g. `WHERE thread_id = '...' AND run_id = '...'`."""
+        names = [k.name for k in self.resource.keys]
+        where = " AND ".join(f"{name} = '...'" for name in names)
+        return f"WHERE {where} (or {names[-1]} IN (...))"
+
+    def plan(self, filters: Sequence[Any]) -> ScanPlan:
+        """The requests the accepted `filters` call for; ConfigurationError if a key is not pinned."""
+        constraint: Constraint = {}
+        for predicate in filters:
+            found = self._constraint(predicate)
+            if found is None:
+                raise ConfigurationError(f"{self.table} was given a filter it did not accept: {predicate!r}")
+            constraint = _intersect(constraint, found)
+        names = [k.name for k in self.resource.keys]
+        missing = [name for name in names if name not in constraint]
+        if missing:
+            raise ConfigurationError(
+                f"{self.table} needs {self.required_form()}, with string literals; missing: "
+                f"{', '.join(missing)} (for keys listed in a table, join LATERAL "
+                f"{self.resource.name}({', '.join(names)}))"
+            )
+        keys = tuple(
+            dict(zip(names, values, strict=True))
+            for values in itertools.product(*(constraint[name] for name in names))
+        )
+        for combination in keys:
+            self.client.check_keys(combination)
+        items = constraint.get(self.resource.item_column)
+        for item in items or ():
+            check_id(self.resource.item_key, item)
+        return ScanPlan(keys, items)
+
+    def _constraint(self, node: Any) -> Constraint | None:
+        """The constraint `node` states on the filterable columns, or None when it states anything else."""
+        nodes = self._nodes
+        if isinstance(node, nodes.In):
+            column = self._column(node.operand)
+            literals = [self._literal(v) for v in node.values]
+            strings = [v for v in literals if v is not None]
+            if column is None or not strings or len(strings) != len(literals):
+                return None
+            return {column: tuple(dict.fromkeys(strings))}
+        if not isinstance(node, nodes.Binary):
+            return None
+        if node.op == "=":
+            column, value = self._column(node.left), self._literal(node.right)
+            return None if column is None or value is None else {column: (value,)}
+        if node.op not in ("AND", "OR"):
+            return None
+        left, right = self._constraint(node.left), self._constraint(node.right)
+        if left is None or right is None:
+            return None
+        if node.op == "AND":
+            return _intersect(left, right)
+        # An OR is exact only as a union of values of one column; across columns it is no product.
+        if len(left) != 1 or left.keys() != right.keys():
+            return None
+        [(column, values)] = left.items()
+        return {column: tuple(dict.fromkeys([*values, *right[column]]))}
+
+    def _column(self, node: Any) -> str | None:
+        if isinstance(node, self._nodes.Col) and len(node.parts) == 1 and node.parts[0] in self._filterable:
+            return str(node.parts[0])
+        return None
+
+    def _literal(self, node: Any) -> str | None:
+        if isinstance(node, self._nodes.Lit) and node.type == "VARCHAR" and isinstance(node.value, str):
+            return node.value
+        return None
+
+    # -- reading ----------------------------------------------------------------------------------------
+
+    def _batches(self, plan: ScanPlan) -> Iterator[pa.RecordBatch]:
+        """The rows of the plan as batches of the full schema, in key order."""
+        if plan.items is not None:
+            items = plan.items
+            yield from self._fan_out([(keys, item, {}) for keys in plan.keys for item in items], "off")
+        elif len(plan.keys) == 1:
+            yield from _slice_first(self.client.read(plan.keys[0]), FIRST_PAGE_SLICE)
+        else:
+            yield from self._fan_out([(keys, None, {}) for keys in plan.keys], None)
+
+    def _fan_out(self, requests: Sequence[FanOutRequest], progress: str | None) -> Iterator[pa.RecordBatch]:
+        """Fetch `requests` concurrently, one window of `max_concurrency` at a time, and yield in order."""
+        window = self.client.settings.max_concurrency
+        for start in range(0, len(requests), window):
+            window_requests = requests[start : start + window]
+            tables = self.client.fan_out(window_requests, progress=progress, owner=self._owner)
+            for table in tables:
+                if table is not None:
+                    yield from table.to_batches()
+
+
+@functools.cache
+def _scan_class(base: type) -> type[ResourceSource]:
+    """ResourceSource on the protocol's base class, which is known only once the protocol is found."""
+    made = type("ResourceArrowSource", (ResourceSource, base), {"__module__": __name__})
+    return cast(type[ResourceSource], made)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def attach_catalog(
+    con: duckdb.DuckDBPyConnection, client: Client, *, catalog: str = CATALOG, schema: str = SCHEMA
+) -> ResourceSource | None:
+    """Make `catalog.schema.<resource name>` on `con` scan `client`'s resource; None where DuckDB lacks
+    the source protocol. An attached database named `catalog` is reused, else an in-memory one is
+    attached; the view is replaced on each call."""
+    sources = scan_protocol(con)
+    if sources is None:
+        return None
+    resource = client.resource
+    table = f"{catalog}.{schema}.{resource.name}"
+    source = _scan_class(sources.ArrowScanSource)(client, sources.nodes, table=table, owner=id(con))
+    hidden = f"__{catalog}_{schema}_{resource.name}_source"
+    con._register_arrow_source(hidden, source)
+    attached = con.execute(
+        "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [catalog]
+    ).fetchone()
+    if not attached or not attached[0]:
+        con.execute(f"ATTACH ':memory:' AS {_quote(catalog)}")
+    qualified = f"{_quote(catalog)}.{_quote(schema)}"
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified}")
+    view = f"{qualified}.{_quote(resource.name)}"
+    con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM temp.main.{_quote(hidden)}")
+    comment = f"{resource.doc} Needs {source.required_form()}.".replace("'", "''")
+    con.execute(f"COMMENT ON VIEW {view} IS '{comment}'")
+    return source
