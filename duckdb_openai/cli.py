@@ -1,0 +1,225 @@
+"""`duckdb-openai`: run SQL over the API from a shell, and serve the local emulator.
+
+::
+
+    $ export OPENAI_API_KEY=sk-...
+    $ duckdb-openai query "SELECT id, status FROM openai.assistants.run_steps
+    >     WHERE thread_id = 'thread_abc123' AND run_id = 'run_abc123'"
+    $ duckdb-openai query --format csv "SELECT * FROM run_steps('thread_abc123', 'run_abc123')" > steps.csv
+    $ duckdb-openai query --format parquet --output steps.parquet "SELECT * FROM run_steps(...)"
+    $ duckdb-openai query --database runs.duckdb \\
+    >     "SELECT r.customer, s.* FROM my_runs r, run_steps(r.thread_id, r.run_id) s"
+    $ duckdb-openai emulator --port 8000        # the same as python -m duckdb_openai.emulator
+
+`query` opens DuckDB (in memory, or `--database FILE` so the SQL can join that file's tables), registers
+the package on it (key and base URL from OPENAI_API_KEY, OPENAI_BASE_URL and the other variables
+`register` reads; `--base-url` overrides) and runs the SQL; several statements separated by `;` run in
+order and the last one's result is written. Formats:
+
+- `table` (default): DuckDB's box rendering, as in the duckdb shell: long results show their first and
+  last rows (`--max-rows` shows more); for every row use another format.
+- `csv`: DuckDB's CSV writer (COPY ... FORMAT csv) with a header; nested values as DuckDB's text.
+- `json`: JSON lines, one object per row (COPY ... FORMAT json): nested values stay nested, and a
+  stream of lines suits `jq` and large results better than one array.
+- `parquet`: DuckDB's Parquet writer; needs `--output`.
+
+Without `--output`, csv and json are written by DuckDB to a temporary file that is then copied to
+stdout, so a shell's `>>` appends rather than DuckDB truncating what stdout points at.
+
+Errors print one line, `error: ...`, on stderr: exit status 1, or 2 for a wrong command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Annotated
+
+import duckdb
+import typer
+
+from duckdb_openai._version import __version__
+from duckdb_openai.errors import DuckDBOpenAIError
+from duckdb_openai.sql import register
+
+__all__ = ["Format", "app", "main"]
+
+#: The name the query's result is registered under while it is written.
+RESULT_VIEW = "__duckdb_openai_cli_result"
+
+app = typer.Typer(
+    name="duckdb-openai",
+    help="OpenAI Assistants run steps as a DuckDB table: run SQL over the API, or serve the emulator.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class Format(str, enum.Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+#: COPY options of each file format.
+_COPY_OPTIONS = {
+    Format.csv: "FORMAT csv, HEADER true",
+    Format.json: "FORMAT json",
+    Format.parquet: "FORMAT parquet",
+}
+
+# DuckDB wraps an exception raised in Python code it called: keep the exception's own words.
+_WRAPPERS = (
+    re.compile(r"^Invalid Input Error: (?:exporting|reading) (?:a |the )?stream .*? failed: (?:Invalid: )?"),
+    re.compile(r"^Invalid Input Error: Python exception occurred while executing the UDF: "),
+)
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line, without the wrapping DuckDB adds around a Python exception."""
+    text = str(error).strip() or type(error).__name__
+    text = text.split(". Detail: Python exception:", 1)[0]
+    text = text.splitlines()[0] if text else text
+    for wrapper in _WRAPPERS:
+        text = wrapper.sub("", text)
+    return text
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"duckdb-openai {__version__} (duckdb {duckdb.__version__})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """OpenAI Assistants run steps as a DuckDB table."""
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _copy(con: duckdb.DuckDBPyConnection, fmt: Format, target: Path) -> None:
+    con.execute(f"COPY (SELECT * FROM {RESULT_VIEW}) TO {_sql_text(str(target))} ({_COPY_OPTIONS[fmt]})")
+
+
+@contextlib.contextmanager
+def _open_output(output: Path | None) -> Iterator[IO[str]]:
+    if output is None:
+        yield sys.stdout
+    else:
+        with output.open("w", encoding="utf-8") as handle:
+            yield handle
+
+
+def _write(
+    con: duckdb.DuckDBPyConnection,
+    relation: duckdb.DuckDBPyRelation,
+    fmt: Format,
+    output: Path | None,
+    max_rows: int | None,
+) -> None:
+    if fmt is Format.table:
+        with _open_output(output) as handle, contextlib.redirect_stdout(handle):
+            relation.show(max_rows=max_rows)
+        return
+    con.register(RESULT_VIEW, relation)
+    try:
+        if output is not None:
+            _copy(con, fmt, output)
+            return
+        with tempfile.TemporaryDirectory(prefix="duckdb-openai-") as folder:
+            staged = Path(folder) / f"result.{fmt.value}"
+            _copy(con, fmt, staged)
+            sys.stdout.flush()
+            with staged.open("rb") as source:
+                shutil.copyfileobj(source, sys.stdout.buffer)
+            sys.stdout.flush()
+    finally:
+        con.unregister(RESULT_VIEW)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="The SQL; with several statements, the last one's result.")],
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="How to write the result.")] = Format.table,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file (required for parquet).")
+    ] = None,
+    database: Annotated[
+        Path | None,
+        typer.Option("--database", "-d", help="Open this DuckDB file so the SQL can use its tables."),
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="The API's base URL (default: $OPENAI_BASE_URL).")
+    ] = None,
+    max_rows: Annotated[
+        int | None, typer.Option("--max-rows", min=1, help="Rows the table format shows at most.")
+    ] = None,
+) -> None:
+    """Run SQL with the run-steps tables registered, and write the result."""
+    if fmt is Format.parquet and output is None:
+        raise typer.BadParameter("the parquet format needs --output FILE", param_hint="--format")
+    try:
+        con = duckdb.connect(str(database) if database is not None else ":memory:")
+    except duckdb.Error as exc:
+        raise _fail(one_line(exc)) from None
+    registration = None
+    try:
+        registration = register(con, base_url=base_url)
+        relation = con.sql(sql)
+        if relation is not None:
+            _write(con, relation, fmt, output, max_rows)
+    except (DuckDBOpenAIError, duckdb.Error) as exc:
+        raise _fail(one_line(exc)) from None
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
+    finally:
+        if registration is not None:
+            registration.close()
+        con.close()
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def emulator(ctx: typer.Context) -> None:
+    """Serve the local emulator of the API (`duckdb-openai emulator --help` for its options)."""
+    try:
+        from duckdb_openai.emulator.cli import main as emulator_main
+    except ImportError as exc:
+        raise _fail(f"the emulator needs its extra: pip install 'duckdb-openai[emulator]' ({exc})") from None
+    raise typer.Exit(emulator_main(list(ctx.args)))
+
+
+def main() -> None:
+    """The console script `duckdb-openai`."""
+    app(prog_name="duckdb-openai")
+
+
+if __name__ == "__main__":
+    main()

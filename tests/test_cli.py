@@ -1,0 +1,219 @@
+"""The `duckdb-openai` command, run as a subprocess against the emulator."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from duckdb_openai import __version__
+from tests.helpers import KEY
+
+TIMEOUT_S = 60
+
+
+@pytest.fixture()
+def emu(emulator: Any) -> Any:
+    emulator.reset()
+    return emulator
+
+
+def environment(base_url: str | None, key: str | None = KEY) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    if base_url is not None:
+        env["OPENAI_BASE_URL"] = base_url
+    if key is not None:
+        env["OPENAI_API_KEY"] = key
+    return env
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "duckdb_openai.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+
+
+def run_query(emu: Any, count: int = 101) -> tuple[Any, str]:
+    run = emu.dataset.find_run(step_count=count)
+    sql = (
+        "SELECT id, status, usage, created_at FROM openai.assistants.run_steps "
+        f"WHERE thread_id = '{run.thread_id}' AND run_id = '{run.run_id}'"
+    )
+    return run, sql
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess[str], code: int = 1) -> str:
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_version() -> None:
+    result = cli("--version", env=environment(None))
+    assert result.returncode == 0 and result.stdout.strip().startswith(f"duckdb-openai {__version__}")
+
+
+def test_table_is_duckdb_rendering(emu: Any) -> None:
+    run, sql = run_query(emu, count=1)
+    result = cli("query", sql, env=environment(emu.base_url))
+    assert result.returncode == 0, result.stderr
+    (step,) = emu.dataset.steps(run.thread_id, run.run_id)
+    assert step["id"] in result.stdout and "│" in result.stdout and "varchar" in result.stdout
+
+
+def test_csv(emu: Any) -> None:
+    run, sql = run_query(emu)
+    result = cli("query", "--format", "csv", sql, env=environment(emu.base_url))
+    assert result.returncode == 0, result.stderr
+    table = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert list(table[0]) == ["id", "status", "usage", "created_at"]
+    assert [r["id"] for r in table] == [s["id"] for s in emu.dataset.steps(run.thread_id, run.run_id)]
+
+
+def test_json_lines(emu: Any) -> None:
+    run, sql = run_query(emu)
+    result = cli("query", "--format", "json", sql, env=environment(emu.base_url))
+    assert result.returncode == 0, result.stderr
+    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    steps = emu.dataset.steps(run.thread_id, run.run_id)
+    assert [o["id"] for o in objects] == [s["id"] for s in steps]
+    assert [o["usage"] for o in objects] == [s["usage"] for s in steps]
+
+
+def test_parquet_needs_output(emu: Any, tmp_path: Path) -> None:
+    run, sql = run_query(emu)
+    refused = cli("query", "--format", "parquet", sql, env=environment(emu.base_url))
+    assert refused.returncode == 2 and "--output" in refused.stderr
+    target = tmp_path / "steps.parquet"
+    result = cli("query", "--format", "parquet", "--output", str(target), sql, env=environment(emu.base_url))
+    assert result.returncode == 0 and result.stdout == "", result.stderr
+    table = pq.read_table(target)
+    assert table.column_names == ["id", "status", "usage", "created_at"]
+    assert table.column("id").to_pylist() == [s["id"] for s in emu.dataset.steps(run.thread_id, run.run_id)]
+
+
+def test_output_file(emu: Any, tmp_path: Path) -> None:
+    _, sql = run_query(emu, count=1)
+    for fmt in ("csv", "json", "table"):
+        target = tmp_path / f"out.{fmt}"
+        result = cli("query", "-f", fmt, "-o", str(target), sql, env=environment(emu.base_url))
+        assert result.returncode == 0 and result.stdout == "", result.stderr
+        assert "step_" in target.read_text()
+
+
+def test_database_file_joins_its_tables(emu: Any, tmp_path: Path) -> None:
+    runs = [r for r in emu.dataset.runs if 0 < r.step_count < 150][:5]
+    path = tmp_path / "runs.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE my_runs(thread_id VARCHAR, run_id VARCHAR, customer VARCHAR)")
+        con.executemany(
+            "INSERT INTO my_runs VALUES (?, ?, ?)", [(r.thread_id, r.run_id, r.customer) for r in runs]
+        )
+    sql = (
+        "SELECT r.run_id, count(*) AS steps FROM my_runs r, run_steps(r.thread_id, r.run_id) s "
+        "GROUP BY ALL ORDER BY ALL"
+    )
+    result = cli("query", "--database", str(path), "-f", "csv", sql, env=environment(emu.base_url))
+    assert result.returncode == 0, result.stderr
+    got = {row["run_id"]: int(row["steps"]) for row in csv.DictReader(io.StringIO(result.stdout))}
+    assert got == {r.run_id: r.step_count for r in runs}
+
+
+def test_base_url_option_overrides_the_environment(emu: Any) -> None:
+    _, sql = run_query(emu, count=1)
+    env = environment("http://127.0.0.1:9/v1")
+    result = cli("query", "--base-url", emu.base_url, "-f", "csv", sql, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "step_" in result.stdout
+
+
+def test_missing_key(emu: Any) -> None:
+    _, sql = run_query(emu, count=1)
+    line = assert_one_error_line(cli("query", sql, env=environment(emu.base_url, key=None)))
+    assert "OPENAI_API_KEY" in line
+    assert emu.stats()["requests"] == 0
+
+
+def test_rejected_key_is_not_echoed(emulator_factory: Any) -> None:
+    emu = emulator_factory(seed=7, api_key="sk-the-right-one")
+    _, sql = run_query(emu, count=1)
+    line = assert_one_error_line(cli("query", sql, env=environment(emu.base_url, key=KEY)))
+    assert "401" in line and KEY not in line and KEY[-10:] not in line
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELEC 1", "Parser Error"),
+        ("SELECT * FROM no_such_table", "no_such_table"),
+        (
+            "SELECT id FROM openai.assistants.run_steps WHERE run_id = 'run_a'",
+            "needs WHERE thread_id = '...'",
+        ),
+        ("SELECT id FROM run_steps('thread_a', 'bad/id')", "invalid run_id 'bad/id'"),
+    ],
+)
+def test_errors_are_one_line(emu: Any, sql: str, expected: str) -> None:
+    line = assert_one_error_line(cli("query", sql, env=environment(emu.base_url)))
+    assert expected in line
+
+
+def test_a_missing_run_names_it(emu: Any) -> None:
+    run = emu.dataset.find_run(step_count=1)
+    sql = f"SELECT id FROM run_steps('{run.thread_id}', 'run_nope')"
+    line = assert_one_error_line(cli("query", sql, env=environment(emu.base_url)))
+    assert "run_nope" in line and "404" in line
+
+
+def test_several_statements_write_the_last_result(emu: Any, tmp_path: Path) -> None:
+    sql = "CREATE TABLE t AS SELECT 42 AS answer; SELECT answer FROM t"
+    result = cli("query", "-f", "csv", sql, env=environment(emu.base_url))
+    assert result.returncode == 0 and result.stdout.split() == ["answer", "42"], result.stderr
+
+
+def test_emulator_prints_its_url_and_stops_on_sigterm() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "duckdb_openai.cli", "emulator", "--port", "0", "--threads", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(None),
+    )
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], TIMEOUT_S)
+        assert ready, "the emulator printed no URL"
+        line = process.stdout.readline().strip()
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", line), line
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=TIMEOUT_S) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_emulator_options_are_forwarded() -> None:
+    result = cli("emulator", "--help", env=environment(None))
+    assert result.returncode == 0 and "--latency-ms" in result.stdout
+    bad = cli("emulator", "--fault-rate", "7", env=environment(None))
+    assert bad.returncode == 2 and "between 0 and 1" in bad.stderr
