@@ -63,28 +63,60 @@ def _mask(arr: pa.Array) -> pa.Array | None:
     return arr.is_null() if arr.null_count else None
 
 
+_SCALE = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def _seconds_to_timestamps(arr: pa.Array, t: pa.TimestampType) -> pa.Array:
+    """Integer epoch seconds as timestamps of `t`, scaled in NumPy over the data buffer (a chain of Arrow
+    casts costs several times as much per column); the validity bitmap is shared, not copied."""
+    scale = _SCALE[t.unit]
+    if not pa.types.is_int64(arr.type):
+        arr = arr.cast(pa.int64())
+    validity, data = arr.buffers()
+    seconds = np.frombuffer(data, dtype=np.int64, count=arr.offset + len(arr))
+    # Null slots hold zeros as the reader leaves them; anything out of range goes the checked way.
+    if len(seconds) and int(np.abs(seconds).max()) > np.iinfo(np.int64).max // scale:
+        return arr.cast(pa.timestamp("s", tz=t.tz)).cast(t)
+    return pa.Array.from_buffers(
+        t, len(arr), [validity, pa.py_buffer(seconds * scale)], null_count=arr.null_count, offset=arr.offset
+    )
+
+
+_KEYS: dict[tuple[pa.DataType, tuple[str, ...]], pa.Array] = {}
+
+
+def _key_array(names: tuple[str, ...], key_type: pa.DataType) -> pa.Array:
+    """The field names of a key struct as an array, cached: pages repeat the same few key sets."""
+    keys = _KEYS.get((key_type, names))
+    if keys is None:
+        if len(_KEYS) > 4096:
+            _KEYS.clear()
+        keys = _KEYS[(key_type, names)] = pa.array(names, key_type)
+    return keys
+
+
 def _struct_to_map(arr: pa.StructArray, t: pa.MapType) -> pa.Array:
     """A struct whose field names are map keys (as the JSON reader infers an object) to a MapArray."""
     n = len(arr)
-    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    mask = arr.is_null() if arr.null_count else None
     k = arr.type.num_fields
     if k == 0:
         offsets = pa.array(np.zeros(n + 1, dtype=np.int32))
         empty = pa.array([], t.key_type)
-        return pa.MapArray.from_arrays(
-            offsets, empty, pa.array([], t.item_type), type=t, mask=pa.array(~valid)
-        )
-    columns = [conform(arr.field(i), t.item_type) for i in range(k)]
-    present = np.empty((n, k), dtype=bool)
-    for i, column in enumerate(columns):
-        present[:, i] = column.is_valid().to_numpy(zero_copy_only=False)
-    present &= valid[:, None]
+        return pa.MapArray.from_arrays(offsets, empty, pa.array([], t.item_type), type=t, mask=mask)
+    # All k fields end to end: the value of field f in row r sits at f * n + r.
+    values = pa.concat_arrays([conform(arr.field(i), t.item_type) for i in range(k)])
+    if values.null_count:
+        present = values.is_valid().to_numpy(zero_copy_only=False).reshape(k, n).T
+    else:
+        present = np.ones((n, k), dtype=bool)
+    if mask is not None:
+        present &= ~mask.to_numpy(zero_copy_only=False)[:, None]
     offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(present.sum(axis=1), out=offsets[1:])
     rows, fields = np.nonzero(present)
-    values = pa.concat_arrays(columns).take(pa.array(fields * n + rows))
-    keys = pa.array([f.name for f in arr.type], t.key_type).take(pa.array(fields))
-    return pa.MapArray.from_arrays(pa.array(offsets), keys, values, type=t, mask=pa.array(~valid))
+    keys = _key_array(tuple(f.name for f in arr.type), t.key_type).take(fields)
+    return pa.MapArray.from_arrays(offsets, keys, values.take(fields * n + rows), type=t, mask=mask)
 
 
 def conform(arr: pa.Array, t: pa.DataType) -> pa.Array:
@@ -95,22 +127,45 @@ def conform(arr: pa.Array, t: pa.DataType) -> pa.Array:
     if pa.types.is_null(arr.type):
         return pa.nulls(len(arr), t)
     if pa.types.is_timestamp(t) and pa.types.is_integer(arr.type):
-        return arr.cast(pa.int64()).cast(pa.timestamp("s", tz=t.tz)).cast(t)
+        return _seconds_to_timestamps(arr, t)
     if pa.types.is_map(t) and pa.types.is_struct(arr.type):
         return _struct_to_map(arr, t)
     if pa.types.is_struct(t) and pa.types.is_struct(arr.type):
-        have = {arr.type.field(i).name: i for i in range(arr.type.num_fields)}
-        children = [
-            conform(arr.field(have[f.name]), f.type) if f.name in have else pa.nulls(len(arr), f.type)
-            for f in t
-        ]
-        return pa.StructArray.from_arrays(children, fields=list(t), mask=_mask(arr))
+        return pa.StructArray.from_arrays(_conform_fields(arr, t), fields=list(t), mask=_mask(arr))
     if pa.types.is_list(t) and pa.types.is_list(arr.type):
         if arr.offset:
             arr = pa.concat_arrays([arr])  # a sliced list's offsets are not zero-based
         values = conform(arr.values, t.value_type)
         return pa.ListArray.from_arrays(arr.offsets, values, type=t, mask=_mask(arr))
     return arr.cast(t)
+
+
+def _conform_fields(arr: pa.StructArray, t: pa.StructType) -> list[pa.Array]:
+    """The fields of struct type `t`, conformed from the struct array `arr` (matched by name). Integer
+    seconds bound for the same timestamp type are scaled together: one NumPy pass, not one per field."""
+    have = {arr.type.field(i).name: i for i in range(arr.type.num_fields)}
+    out: list[pa.Array | None] = []
+    seconds: dict[pa.DataType, list[tuple[int, pa.Array]]] = {}
+    for f in t:
+        if f.name not in have:
+            out.append(pa.nulls(len(arr), f.type))
+            continue
+        child = arr.field(have[f.name])
+        if pa.types.is_timestamp(f.type) and pa.types.is_integer(child.type):
+            seconds.setdefault(f.type, []).append((len(out), child))
+            out.append(None)
+        else:
+            out.append(conform(child, f.type))
+    for target, group in seconds.items():
+        if len(group) == 1:
+            out[group[0][0]] = _seconds_to_timestamps(group[0][1], target)
+            continue
+        joined = _seconds_to_timestamps(
+            pa.concat_arrays([child.cast(pa.int64()) for _, child in group]), target
+        )
+        for j, (position, _) in enumerate(group):
+            out[position] = joined.slice(j * len(arr), len(arr))
+    return out  # type: ignore[return-value]
 
 
 class PageDecoder:
@@ -143,8 +198,10 @@ class PageDecoder:
             parse_options=pj.ParseOptions(explicit_schema=parse_schema, unexpected_field_behavior="infer"),
         )
 
-    def _rows(self, steps: pa.Array) -> pa.RecordBatch:
-        return pa.RecordBatch.from_struct_array(conform(steps, self.row_type))
+    def _rows(self, steps: pa.StructArray) -> pa.RecordBatch:
+        # Top-level nulls cannot occur here (each is a JSON object), so the columns go straight into
+        # the batch without an intermediate struct.
+        return pa.RecordBatch.from_arrays(_conform_fields(steps, self.row_type), schema=self.schema)
 
     def decode_page(self, body: bytes) -> Page:
         """One list response (`{"object": "list", "data": [...], "has_more": ...}`) as a Page."""
@@ -152,13 +209,19 @@ class PageDecoder:
             table = self._read(body, self._page_parse)
             if table.num_rows != 1:
                 raise ValueError("not one JSON object")
-            data = table.column("data").combine_chunks()
+            column = table.column("data")
+            data = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
             has_more = table.column("has_more")[0].as_py()
             first_id = table.column("first_id")[0].as_py()
             last_id = table.column("last_id")[0].as_py()
             if data.null_count or has_more is None:
                 raise ValueError("no data list or no has_more")
-            batch = self._rows(data.flatten())
+            # Only a list that starts at its values' origin and spans them all may skip flatten().
+            values = data.values
+            whole = (
+                data.offset == 0 and data.offsets[0].as_py() == 0 and data.offsets[-1].as_py() == len(values)
+            )
+            batch = self._rows(values if whole else data.flatten())
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError, KeyError):
             return self._decode_page_slowly(body)
         return Page(batch, bool(has_more), first_id, last_id)
@@ -202,10 +265,9 @@ class PageDecoder:
             ]
         )
         try:
-            array = pa.array(rows, type=parse_type)
+            return self._rows(pa.array(rows, type=parse_type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
             raise ResponseFormatError(f"a run step does not fit the schema: {exc}") from None
-        return self._rows(array)
 
 
 def _loads(body: bytes) -> Any:

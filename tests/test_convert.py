@@ -128,3 +128,21 @@ def test_batches_concatenate(sample: list[dict[str, Any]]) -> None:
     a = DECODER.decode_page(page(sample[:10])).batch
     b = DECODER.decode_page(page(sample[10:20])).batch
     assert pa.Table.from_batches([a, b]).num_rows == 20
+
+
+@pytest.mark.parametrize("seconds", [0, -1, 1_700_000_000, 253_402_300_799])
+def test_timestamps_scale_exactly(sample: list[dict[str, Any]], seconds: int) -> None:
+    steps = [dict(s) for s in sample[:3]]
+    steps[1]["created_at"] = seconds
+    steps[2]["completed_at"] = None
+    batch = DECODER.decode_page(page(steps)).batch
+    assert batch.column("created_at")[1].value == seconds * 1_000_000
+    assert batch.column("completed_at")[2].as_py() is None
+    assert batch.column("created_at")[0].value == steps[0]["created_at"] * 1_000_000
+
+
+def test_a_timestamp_beyond_the_type_is_an_error_not_a_wrapped_value(sample: list[dict[str, Any]]) -> None:
+    steps = [dict(sample[0])]
+    steps[0]["created_at"] = 10**16  # seconds: beyond int64 microseconds
+    with pytest.raises(ResponseFormatError, match="does not fit"):
+        DECODER.decode_page(page(steps))
