@@ -415,8 +415,7 @@ def _generate_step(
     else:
         calls = [_tool_call(rng, settled) for _ in range(rng.choices((1, 2, 3), weights=(70, 22, 8))[0])]
         details = {"type": "tool_calls", "tool_calls": calls}
-    duration = rng.randint(0, 8)
-    ended = created_at + duration
+    ended = created_at + _duration(rng, details)
     timestamps: dict[str, int | None] = dict.fromkeys(_END_TIMESTAMPS)
     last_error = None
     if status == "completed":
@@ -459,6 +458,21 @@ def _generate_step(
     # Ties in created_at happen (several steps in one second); position defines order.
     next_created = (ended if settled else created_at) + rng.choice((0, 0, 1, 2))
     return step, next_created
+
+
+#: Seconds a step takes, by what it does: tools run in parallel, so a step lasts as long as its slowest.
+_SECONDS = {
+    "message_creation": (1, 6),
+    "function": (0, 4),
+    "file_search": (1, 9),
+    "code_interpreter": (2, 30),
+}
+
+
+def _duration(rng: random.Random, details: dict[str, Any]) -> int:
+    if details["type"] == "message_creation":
+        return rng.randint(*_SECONDS["message_creation"])
+    return max(rng.randint(*_SECONDS[call["type"]]) for call in details["tool_calls"])
 
 
 def _tool_call(rng: random.Random, settled: bool) -> dict[str, Any]:
