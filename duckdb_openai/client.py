@@ -1,4 +1,4 @@
-"""HTTP for one set of Settings: a pooled httpx.AsyncClient, the shared Pacer, retries, error mapping.
+"""HTTP for one set of Settings: a pooled transport, the shared Pacer, retries, error mapping.
 
 The retry loop is tenacity's; what to retry and how long to wait are `retry.py`'s pure functions. Every
 answer that is not 2xx becomes an error of `errors.py`, with the API's own message; the key never enters
@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from duckdb_openai.config import Settings
@@ -29,6 +28,7 @@ from duckdb_openai.errors import (
 )
 from duckdb_openai.ratelimit import Pacer
 from duckdb_openai.retry import retry_delay, should_retry
+from duckdb_openai.transport import Reply, TransportFailure, TransportTimeout, open_transport
 
 __all__ = ["ApiClient", "RequestStats"]
 
@@ -63,19 +63,7 @@ class ApiClient:
         )
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         self._rng = rng or random.Random()
-        self._http = httpx.AsyncClient(
-            base_url=settings.base_url + "/",
-            headers=settings.headers(),
-            params=settings.base_params(),
-            timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
-            limits=httpx.Limits(
-                max_connections=settings.max_concurrency,
-                max_keepalive_connections=settings.max_concurrency,
-            ),
-            http2=settings.http2,
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self._http = open_transport(settings)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -118,41 +106,40 @@ class ApiClient:
         async with self._slots:
             self.stats.requests += 1
             try:
-                response = await self._http.get(path, params=list(params))
-            except httpx.TimeoutException:
+                reply = await self._http.get(path, params)
+            except TransportTimeout:
                 error: DuckDBOpenAIError = APITimeoutError(
                     f"no answer from {self.settings.base_url} within {self.settings.timeout:g}s "
                     "(raise timeout= if the server is slow)",
                     base_url=self.settings.base_url,
                 )
                 raise _Failure(error, None, {}) from None
-            except httpx.TransportError as exc:
+            except TransportFailure as exc:
                 error = APIConnectionError(
-                    f"could not reach {self.settings.base_url}: "
-                    f"{self._redact(str(exc)) or type(exc).__name__} "
+                    f"could not reach {self.settings.base_url}: {self._redact(str(exc))} "
                     "(check base_url / OPENAI_BASE_URL and that the server is up)",
                     base_url=self.settings.base_url,
                 )
                 raise _Failure(error, None, {}) from None
-        headers = response.headers
-        self.pacer.observe(response.status_code, headers)
-        if response.status_code == 429:
+        self.pacer.observe(reply.status, reply.headers)
+        if reply.status == 429:
             self.stats.throttled += 1
-        if response.is_success:
-            return response.content
-        raise _Failure(self._api_error(response), response.status_code, dict(headers))
+        if 200 <= reply.status < 300:
+            return reply.body
+        raise _Failure(self._api_error(reply), reply.status, reply.headers)
 
-    def _api_error(self, response: httpx.Response) -> APIError:
-        status = response.status_code
+    def _api_error(self, reply: Reply) -> APIError:
+        status = reply.status
         body: Any = None
         try:
-            body = json.loads(response.content)
+            body = json.loads(reply.body)
         except ValueError:
             body = None
         detail = body.get("error") if isinstance(body, dict) else None
         if not isinstance(detail, dict):
             detail = {}
-        api_message = detail.get("message") or response.text[:300] or response.reason_phrase
+        text = reply.body[:300].decode("utf-8", "replace")
+        api_message = detail.get("message") or text or reply.reason or f"HTTP {status}"
         api_message = self._redact(str(api_message))
         code = detail.get("code") if isinstance(detail.get("code"), str) else None
         cls = api_error_for_status(status)
@@ -170,7 +157,7 @@ class ApiClient:
             type=detail.get("type") if isinstance(detail.get("type"), str) else None,
             code=code,
             param=detail.get("param") if isinstance(detail.get("param"), str) else None,
-            request_id=response.headers.get("x-request-id"),
+            request_id=reply.headers.get("x-request-id"),
         )
 
     def _redact(self, text: str) -> str:

@@ -14,6 +14,7 @@ from pytest_httpx import HTTPXMock
 import duckdb_openai
 from duckdb_openai.errors import ConfigurationError
 from tests.helpers import KEY, all_requests, connect
+from tests.scripted import ScriptedServer
 
 
 @pytest.fixture()
@@ -57,31 +58,27 @@ def test_not_found_names_the_thread_and_run(emu: Any) -> None:
     registration.close()
 
 
-def test_bad_request_carries_the_api_message(httpx_mock: HTTPXMock) -> None:
-    httpx_mock.add_response(
-        status_code=400,
-        json={
-            "error": {
-                "message": "Invalid 'limit': too big.",
-                "type": "invalid_request_error",
-                "param": "limit",
-                "code": "integer_above_max_value",
-            }
-        },
-    )
-    con, registration = connect("http://127.0.0.1:9/v1")
-    message = fails(con, "SELECT * FROM run_steps('thread_a', 'run_b')", [])
+def test_bad_request_carries_the_api_message() -> None:
+    error = {
+        "message": "Invalid 'limit': too big.",
+        "type": "invalid_request_error",
+        "param": "limit",
+        "code": "integer_above_max_value",
+    }
+    with ScriptedServer([(400, {"error": error})]) as server:
+        con, registration = connect(server.base_url)
+        message = fails(con, "SELECT * FROM run_steps('thread_a', 'run_b')", [])
+        registration.close()
     assert "BadRequestError" in message and "Invalid 'limit': too big." in message
-    assert len(httpx_mock.get_requests()) == 1
-    registration.close()
+    assert len(server.requests) == 1  # a 400 is not retried
 
 
-def test_a_server_echoing_the_key_is_redacted(httpx_mock: HTTPXMock) -> None:
-    httpx_mock.add_response(status_code=401, json={"error": {"message": f"bad key {KEY}", "type": "x"}})
-    con, registration = connect("http://127.0.0.1:9/v1")
-    message = fails(con, "SELECT * FROM run_steps('thread_a', 'run_b')", [])
-    assert "bad key ***" in message
-    registration.close()
+def test_a_server_echoing_the_key_is_redacted() -> None:
+    with ScriptedServer([(401, {"error": {"message": f"bad key {KEY}", "type": "x"}})]) as server:
+        con, registration = connect(server.base_url)
+        message = fails(con, "SELECT * FROM run_steps('thread_a', 'run_b')", [])
+        registration.close()
+    assert "bad key ***" in message and KEY not in message
 
 
 @pytest.mark.parametrize("kind", ["429", "500", "503"])
@@ -220,17 +217,29 @@ def test_key_never_in_catalog_plan_logs_or_repr(emu: Any, caplog: pytest.LogCapt
     registration.close()
 
 
-def test_httpx_is_the_transport(httpx_mock: HTTPXMock) -> None:
-    """A precise unit case: the exact URL, parameters and headers of the first list request."""
+def test_the_exact_request_on_the_wire() -> None:
+    """The URL, parameters and headers of the first list request, as a server receives them."""
+    empty = {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
+    with ScriptedServer([(200, empty)]) as server:
+        con, registration = connect(server.base_url)
+        con.execute("SELECT * FROM run_steps('thread_a', 'run_b', sort := 'desc')").fetchall()
+        registration.close()
+    (request,) = server.requests
+    assert (request.path, request.query) == ("/v1/threads/thread_a/runs/run_b/steps", "limit=100&order=desc")
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert request.headers["openai-beta"] == "assistants=v2"
+
+
+def test_http2_goes_through_httpx(httpx_mock: HTTPXMock) -> None:
+    """A precise unit case for the HTTP/2 transport (httpx with h2): the same request, Azure style."""
     httpx_mock.add_response(
         json={"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
     )
-    con, registration = connect("http://127.0.0.1:9/v1")
-    con.execute("SELECT * FROM run_steps('thread_a', 'run_b', sort := 'desc')").fetchall()
+    con, registration = connect("http://127.0.0.1:9/openai", http2=True, api_version="2024-05-01-preview")
+    con.execute("SELECT * FROM run_steps('thread_a', 'run_b')").fetchall()
     (request,) = httpx_mock.get_requests()
     assert request.url == httpx.URL(
-        "http://127.0.0.1:9/v1/threads/thread_a/runs/run_b/steps?limit=100&order=desc"
+        "http://127.0.0.1:9/openai/threads/thread_a/runs/run_b/steps?api-version=2024-05-01-preview&limit=100&order=asc"
     )
-    assert request.headers["authorization"] == f"Bearer {KEY}"
-    assert request.headers["openai-beta"] == "assistants=v2"
+    assert request.headers["api-key"] == KEY and "authorization" not in request.headers
     registration.close()

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from tests.helpers import all_requests, connect, list_requests
+from tests.scripted import ScriptedServer
 
 
 @pytest.fixture()
@@ -163,25 +164,24 @@ def test_on_error_skip_warns_and_keeps_the_rest(emu: Any) -> None:
     registration.close()
 
 
-def test_skip_never_returns_a_partial_run(emu: Any, httpx_mock: Any) -> None:
+def test_skip_never_returns_a_partial_run(emu: Any) -> None:
     """The first page arrives, the second keeps failing: the run yields nothing, not half."""
     run = emu.dataset.find_run(step_count=101)
     steps = emu.dataset.steps(run.thread_id, run.run_id)
     first = {"object": "list", "data": steps[:100], "first_id": steps[0]["id"], "last_id": steps[99]["id"],
              "has_more": True}  # fmt: skip
-    httpx_mock.add_response(json=first)
-    httpx_mock.add_response(status_code=500, json={"error": {"message": "boom", "type": "server_error"}},
-                            is_reusable=True)  # fmt: skip
-    con, registration = connect("http://127.0.0.1:9/v1", max_retries=1)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        got = con.execute(
-            "SELECT count(*) FROM run_steps(?, ?, on_error := 'skip')", [run.thread_id, run.run_id]
-        ).fetchone()
-    assert got == (0,)
+    boom = {"error": {"message": "boom", "type": "server_error"}}
+    with ScriptedServer([(200, first), (500, boom)]) as server:
+        con, registration = connect(server.base_url, max_retries=1)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = con.execute(
+                "SELECT count(*) FROM run_steps(?, ?, on_error := 'skip')", [run.thread_id, run.run_id]
+            ).fetchall()
+        registration.close()
+    assert got == [(0,)]
     assert any("skipped 1 of 1" in str(w.message) and "ServerError" in str(w.message) for w in caught)
-    assert len(httpx_mock.get_requests()) == 3
-    registration.close()
+    assert len(server.requests) == 3  # the first page, then the second page and its one retry
 
 
 def _sockets_to(port: int) -> int:
