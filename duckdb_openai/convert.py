@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,12 +192,7 @@ class PageDecoder:
     def _read(self, body: bytes, parse_schema: pa.Schema) -> pa.Table:
         # A raw newline in valid JSON is always white space (inside strings it is escaped), and the reader
         # is fastest on one line: fold pretty-printed bodies onto one.
-        line = body.replace(b"\n", b" ").replace(b"\r", b" ")
-        return pj.read_json(
-            io.BytesIO(line),
-            read_options=pj.ReadOptions(use_threads=False, block_size=max(len(line) + 64, 1 << 16)),
-            parse_options=pj.ParseOptions(explicit_schema=parse_schema, unexpected_field_behavior="infer"),
-        )
+        return self._read_lines(body.replace(b"\n", b" ").replace(b"\r", b" "), parse_schema)
 
     def _rows(self, steps: pa.StructArray) -> pa.RecordBatch:
         # Top-level nulls cannot occur here (each is a JSON object), so the columns go straight into
@@ -225,6 +221,55 @@ class PageDecoder:
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError, KeyError):
             return self._decode_page_slowly(body)
         return Page(batch, bool(has_more), first_id, last_id)
+
+    def decode_pages(self, bodies: Sequence[bytes]) -> list[Page | ResponseFormatError]:
+        """Several list responses at once, each as decode_page would give it (or its error).
+
+        The JSON reader and the conversion each cost a fixed few hundred microseconds per call, more
+        than a small page's whole parse; pages that arrive together are decoded as one table, one page
+        per line, then sliced apart. If that table cannot be read, each body is decoded on its own.
+        """
+        if len(bodies) == 1:
+            return [self._page_or_error(bodies[0])]
+        try:
+            joined = b"\n".join(body.replace(b"\n", b" ").replace(b"\r", b" ") for body in bodies)
+            table = self._read_lines(joined, self._page_parse)
+            if table.num_rows != len(bodies):
+                raise ValueError("not one JSON object per body")
+            column = table.column("data")
+            data = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+            flags = table.column("has_more").to_pylist()
+            firsts = table.column("first_id").to_pylist()
+            lasts = table.column("last_id").to_pylist()
+            if data.null_count or None in flags:
+                raise ValueError("a body without a data list or has_more")
+            rows = self._rows(data.flatten())
+            offsets = data.offsets.to_pylist()
+            base = offsets[0]
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError, KeyError):
+            return [self._page_or_error(body) for body in bodies]
+        return [
+            Page(
+                rows.slice(offsets[i] - base, offsets[i + 1] - offsets[i]),
+                bool(flags[i]),
+                firsts[i],
+                lasts[i],
+            )
+            for i in range(len(bodies))
+        ]
+
+    def _page_or_error(self, body: bytes) -> Page | ResponseFormatError:
+        try:
+            return self.decode_page(body)
+        except ResponseFormatError as exc:
+            return exc
+
+    def _read_lines(self, lines: bytes, parse_schema: pa.Schema) -> pa.Table:
+        return pj.read_json(
+            io.BytesIO(lines),
+            read_options=pj.ReadOptions(use_threads=False, block_size=max(len(lines) + 64, 1 << 16)),
+            parse_options=pj.ParseOptions(explicit_schema=parse_schema, unexpected_field_behavior="infer"),
+        )
 
     def decode_object(self, body: bytes) -> pa.RecordBatch:
         """One object (the item endpoint's response) as a one-row batch."""

@@ -67,12 +67,13 @@ class Fetcher:
         self.client = client
         self.resource = resource
         self.decoder = PageDecoder(resource.schema)
+        self._decoding = _DecodeQueue(self.decoder)
 
     async def _page(self, path: str, base: Sequence[tuple[str, str]], cursor: Cursor) -> Page:
         body = await self.client.get(
             path, [*base, ("limit", str(self.resource.page_limit)), *cursor.params()]
         )
-        page = self.decoder.decode_page(body)
+        page = await self._decoding.decode(body)
         cursor.advance(has_more=page.has_more, last_id=page.last_id, count=page.batch.num_rows)
         return page
 
@@ -220,6 +221,44 @@ class Fetcher:
             keys={k.name: keys.get(k.name) for k in self.resource.keys},
             cause=exc,
         )
+
+
+class _DecodeQueue:
+    """Decodes the pages that arrive in the same turn of the event loop together.
+
+    When 32 requests run at once their answers arrive in bursts; one decode per burst instead of one
+    per page removes the reader's fixed cost per call, which dominates for small pages. A page that
+    arrives alone is decoded alone, with no added wait.
+    """
+
+    def __init__(self, decoder: PageDecoder) -> None:
+        self._decoder = decoder
+        self._pending: list[tuple[bytes, asyncio.Future[Page]]] = []
+
+    async def decode(self, body: bytes) -> Page:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Page] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append((body, future))
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        try:
+            results = self._decoder.decode_pages([body for body, _ in batch])
+        except Exception as exc:  # every waiter hears of an unexpected failure, each in its own task
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():  # its task was cancelled meanwhile
+                continue
+            if isinstance(result, Page):
+                future.set_result(result)
+            else:
+                future.set_exception(result)
 
 
 class _Group:

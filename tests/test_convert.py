@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from duckdb_openai.convert import PageDecoder
+from duckdb_openai.convert import Page, PageDecoder
 from duckdb_openai.errors import ResponseFormatError
 from duckdb_openai.run_steps import RUN_STEPS_SCHEMA
 from tests.helpers import api_row, sparse
@@ -146,3 +146,28 @@ def test_a_timestamp_beyond_the_type_is_an_error_not_a_wrapped_value(sample: lis
     steps[0]["created_at"] = 10**16  # seconds: beyond int64 microseconds
     with pytest.raises(ResponseFormatError, match="does not fit"):
         DECODER.decode_page(page(steps))
+
+
+def test_pages_decoded_together_equal_pages_decoded_alone(sample: list[dict[str, Any]]) -> None:
+    bodies = [page(sample[i : i + n], has_more=i % 2 == 0) for i, n in ((0, 7), (7, 0), (7, 50), (57, 1))]
+    bodies.append(page(sample[60:63], indent=2))
+    together = DECODER.decode_pages(bodies)
+    alone = [DECODER.decode_page(body) for body in bodies]
+    assert [p.batch.num_rows for p in together] == [7, 0, 50, 1, 3]  # type: ignore[union-attr]
+    for a, b in zip(together, alone, strict=True):
+        assert isinstance(a, Page)
+        assert a.batch.equals(b.batch) and (a.has_more, a.first_id, a.last_id) == (
+            b.has_more,
+            b.first_id,
+            b.last_id,
+        )
+
+
+def test_one_bad_body_among_many_fails_alone(sample: list[dict[str, Any]]) -> None:
+    # A type conflict inside one body: that body alone takes the slow path, without loss.
+    conflict = [dict(sample[0], metadata={"n": "1"}), dict(sample[1], metadata={"n": 2})]
+    bodies = [page(sample[:3]), b"<html>bad gateway</html>", page(conflict), page(sample[3:5])]
+    results = DECODER.decode_pages(bodies)
+    assert isinstance(results[1], ResponseFormatError)
+    assert [r.batch.num_rows for r in results if isinstance(r, Page)] == [3, 2, 2]
+    assert results[2].batch.column("metadata").to_pylist() == [[("n", "1")], [("n", "2")]]  # type: ignore[union-attr]
