@@ -28,7 +28,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix duckdb_openai tests benchmarks examples
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
