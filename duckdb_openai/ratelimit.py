@@ -4,8 +4,9 @@ Three brakes, all shared, so a 429 to one worker slows every worker:
 
 - an optional hard cap, `requests_per_second` (aiolimiter's leaky bucket);
 - a pause: after a 429, nobody sends until its retry-after has passed;
-- pacing: when `x-ratelimit-remaining-requests` runs low, the remaining requests are spread evenly over
-  `x-ratelimit-reset-requests`, so the budget runs out at the reset and not before.
+- pacing: when `x-ratelimit-remaining-requests` falls below twice the concurrency (requests in flight
+  spend budget too), requests are sent at the rate the budget refills, (limit - remaining) divided by
+  `x-ratelimit-reset-requests`, so it is not exhausted in the first place.
 
 The pause and pacing are a few lines over a monotonic clock, hand-written because no library reads
 OpenAI's rate-limit headers.
@@ -97,12 +98,23 @@ class Pacer:
             return
         try:
             remaining = int(remaining_text)
+            limit = int(headers.get("x-ratelimit-limit-requests") or 0)
         except ValueError:
             return
+        # The reset header is the time until the budget is full again, so (limit - remaining) / reset is
+        # the rate it refills at: the pace that can be kept up indefinitely. Without a limit header, the
+        # remaining requests are spread over the reset time instead.
+        used = limit - remaining
+        refill = reset / used if limit and used > 0 else reset / max(remaining, 1)
+        refill = min(refill, MAX_PACE_INTERVAL)
         if remaining <= 0:
-            self._paused_until = max(self._paused_until, now + min(reset, MAX_PACE_INTERVAL))
-            self._interval = 0.0
-        elif remaining < self.concurrency:
-            self._interval = min(reset / remaining, MAX_PACE_INTERVAL)
+            # Requests already in flight will find the budget empty; let it refill for as many as can be
+            # in flight before anyone sends again.
+            self._paused_until = max(self._paused_until, now + min(refill * self.concurrency, reset))
+            self._interval = refill
+        elif remaining < 2 * self.concurrency:
+            # Up to `concurrency` requests may be on their way already, so pacing starts with that much
+            # headroom left, not when the budget is gone.
+            self._interval = refill
         else:
             self._interval = 0.0

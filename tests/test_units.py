@@ -122,3 +122,18 @@ def test_settings_read_the_environment_once() -> None:
     assert "OPENAI_API_KEY" in settings.key_hint()
     with pytest.raises(ConfigurationError, match="white space"):
         Settings.resolve(api_key="sk bad", env={})
+
+
+def test_pacing_follows_the_refill_rate_with_headroom_for_requests_in_flight() -> None:
+    clock = FakeClock()
+    pacer = Pacer(concurrency=32, clock=clock)
+    budget = {"x-ratelimit-limit-requests": "200", "x-ratelimit-reset-requests": "800ms"}
+    pacer.observe(200, {**budget, "x-ratelimit-remaining-requests": "100"})
+    asyncio.run(pacer.acquire())
+    assert pacer.delay() <= 0  # plenty left: no pacing
+    pacer.observe(200, {**budget, "x-ratelimit-remaining-requests": "40"})  # under 2 x 32 in flight
+    asyncio.run(pacer.acquire())
+    assert pacer.delay() == pytest.approx(0.8 / 160)  # 160 used refill in 0.8 s: one every 5 ms
+    pacer.observe(200, {"x-ratelimit-limit-requests": "200", "x-ratelimit-reset-requests": "1s",
+                        "x-ratelimit-remaining-requests": "0"})  # fmt: skip
+    assert pacer.delay() == pytest.approx(32 * 1 / 200)  # room for everything in flight to refill
