@@ -1,7 +1,8 @@
 """Shared fixtures: a real emulator over loopback.
 
 ``emulator`` is one server for the whole session (default dataset, seed 7, thread mode);
-a test that counts requests calls ``emulator.reset()`` first. ``emulator_factory`` makes
+``emu`` is the same server with its request counters reset, and ``con`` a DuckDB connection
+registered against it. ``emulator_factory`` makes
 emulators with other knobs and stops every one of them at teardown.
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from duckdb_openai.emulator import Emulator
+from tests.helpers import connect
 
 EmulatorFactory = Callable[..., Emulator]
 
@@ -35,3 +37,19 @@ def emulator_factory() -> Iterator[EmulatorFactory]:
     yield make
     for emu in made:
         emu.stop()
+
+
+@pytest.fixture
+def emu(emulator: Emulator) -> Emulator:
+    """The session's emulator with its request counters reset, for tests that count requests."""
+    emulator.reset()
+    return emulator
+
+
+@pytest.fixture
+def con(emu: Emulator) -> Iterator[Any]:
+    """A connection with duckdb_openai registered against `emu`, closed after the test."""
+    connection, registration = connect(emu.base_url)
+    yield connection
+    registration.close()
+    connection.close()

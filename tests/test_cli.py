@@ -24,12 +24,6 @@ from tests.helpers import KEY
 TIMEOUT_S = 60
 
 
-@pytest.fixture()
-def emu(emulator: Any) -> Any:
-    emulator.reset()
-    return emulator
-
-
 def environment(base_url: str | None, key: str | None = KEY) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     if base_url is not None:

@@ -17,12 +17,6 @@ from tests.helpers import KEY, all_requests, connect
 from tests.scripted import ScriptedServer
 
 
-@pytest.fixture()
-def emu(emulator: Any) -> Any:
-    emulator.reset()
-    return emulator
-
-
 def fails(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> str:
     with pytest.raises(duckdb.Error) as info:
         con.execute(sql, params).fetchall()

@@ -16,12 +16,6 @@ from tests.helpers import all_requests, connect, list_requests
 from tests.scripted import ScriptedServer
 
 
-@pytest.fixture()
-def emu(emulator: Any) -> Any:
-    emulator.reset()
-    return emulator
-
-
 def small_runs(emu: Any, n: int) -> list[Any]:
     return [r for r in emu.dataset.runs if 0 < r.step_count <= 100][:n]
 

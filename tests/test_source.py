@@ -27,20 +27,6 @@ SEED = (
 )
 
 
-@pytest.fixture()
-def emu(emulator: Any) -> Any:
-    emulator.reset()
-    return emulator
-
-
-@pytest.fixture()
-def con(emu: Any) -> Any:
-    con, registration = connect(emu.base_url)
-    yield con
-    registration.close()
-    con.close()
-
-
 def retrieve_requests(emu: Any) -> int:
     return sum(emu.stats()["by_endpoint"]["retrieve"].values())  # type: ignore[no-any-return]
 

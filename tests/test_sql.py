@@ -13,20 +13,6 @@ from duckdb_openai.run_steps import FILE_SEARCH_CONTENT, RUN_STEPS_SCHEMA
 from tests.helpers import KEY, api_row, connect, list_requests, rows, sparse
 
 
-@pytest.fixture()
-def emu(emulator: Any) -> Any:
-    emulator.reset()
-    return emulator
-
-
-@pytest.fixture()
-def con(emu: Any) -> Any:
-    con, registration = connect(emu.base_url)
-    yield con
-    registration.close()
-    con.close()
-
-
 @pytest.mark.parametrize("count", [0, 1, 100, 101, 200])
 @pytest.mark.parametrize("sort", ["asc", "desc"])
 def test_every_step_once_in_order_with_exact_requests(emu: Any, con: Any, count: int, sort: str) -> None:
