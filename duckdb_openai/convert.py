@@ -19,6 +19,7 @@ ResponseFormatError.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from collections.abc import Sequence
@@ -34,6 +35,8 @@ from duckdb_openai.errors import ResponseFormatError
 __all__ = ["Page", "PageDecoder", "conform"]
 
 _STRING = pa.string()
+#: What the reader or the conversion raise when a body does not fit the fast path.
+_FAST_PATH_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError, KeyError)
 
 
 @dataclass(frozen=True)
@@ -83,17 +86,10 @@ def _seconds_to_timestamps(arr: pa.Array, t: pa.TimestampType) -> pa.Array:
     )
 
 
-_KEYS: dict[tuple[pa.DataType, tuple[str, ...]], pa.Array] = {}
-
-
+@functools.lru_cache(maxsize=1024)
 def _key_array(names: tuple[str, ...], key_type: pa.DataType) -> pa.Array:
     """The field names of a key struct as an array, cached: pages repeat the same few key sets."""
-    keys = _KEYS.get((key_type, names))
-    if keys is None:
-        if len(_KEYS) > 4096:
-            _KEYS.clear()
-        keys = _KEYS[(key_type, names)] = pa.array(names, key_type)
-    return keys
+    return pa.array(names, key_type)
 
 
 def _struct_to_map(arr: pa.StructArray, t: pa.MapType) -> pa.Array:
@@ -189,10 +185,15 @@ class PageDecoder:
     def empty(self) -> pa.RecordBatch:
         return pa.RecordBatch.from_pylist([], schema=self.schema)
 
-    def _read(self, body: bytes, parse_schema: pa.Schema) -> pa.Table:
-        # A raw newline in valid JSON is always white space (inside strings it is escaped), and the reader
-        # is fastest on one line: fold pretty-printed bodies onto one.
-        return self._read_lines(body.replace(b"\n", b" ").replace(b"\r", b" "), parse_schema)
+    def _read(self, bodies: Sequence[bytes], parse_schema: pa.Schema) -> pa.Table:
+        # A raw newline in valid JSON is always white space (inside strings it is escaped): fold each body
+        # onto one line, so the reader sees one JSON object per body.
+        lines = b"\n".join(body.replace(b"\n", b" ").replace(b"\r", b" ") for body in bodies)
+        return pj.read_json(
+            io.BytesIO(lines),
+            read_options=pj.ReadOptions(use_threads=False, block_size=max(len(lines) + 64, 1 << 16)),
+            parse_options=pj.ParseOptions(explicit_schema=parse_schema, unexpected_field_behavior="infer"),
+        )
 
     def _rows(self, steps: pa.StructArray) -> pa.RecordBatch:
         # Top-level nulls cannot occur here (each is a JSON object), so the columns go straight into
@@ -202,25 +203,9 @@ class PageDecoder:
     def decode_page(self, body: bytes) -> Page:
         """One list response (`{"object": "list", "data": [...], "has_more": ...}`) as a Page."""
         try:
-            table = self._read(body, self._page_parse)
-            if table.num_rows != 1:
-                raise ValueError("not one JSON object")
-            column = table.column("data")
-            data = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-            has_more = table.column("has_more")[0].as_py()
-            first_id = table.column("first_id")[0].as_py()
-            last_id = table.column("last_id")[0].as_py()
-            if data.null_count or has_more is None:
-                raise ValueError("no data list or no has_more")
-            # Only a list that starts at its values' origin and spans them all may skip flatten().
-            values = data.values
-            whole = (
-                data.offset == 0 and data.offsets[0].as_py() == 0 and data.offsets[-1].as_py() == len(values)
-            )
-            batch = self._rows(values if whole else data.flatten())
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError, KeyError):
+            return self._decode_together([body])[0]
+        except _FAST_PATH_ERRORS:
             return self._decode_page_slowly(body)
-        return Page(batch, bool(has_more), first_id, last_id)
 
     def decode_pages(self, bodies: Sequence[bytes]) -> list[Page | ResponseFormatError]:
         """Several list responses at once, each as decode_page would give it (or its error).
@@ -229,25 +214,30 @@ class PageDecoder:
         than a small page's whole parse; pages that arrive together are decoded as one table, one page
         per line, then sliced apart. If that table cannot be read, each body is decoded on its own.
         """
-        if len(bodies) == 1:
-            return [self._page_or_error(bodies[0])]
         try:
-            joined = b"\n".join(body.replace(b"\n", b" ").replace(b"\r", b" ") for body in bodies)
-            table = self._read_lines(joined, self._page_parse)
-            if table.num_rows != len(bodies):
-                raise ValueError("not one JSON object per body")
-            column = table.column("data")
-            data = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-            flags = table.column("has_more").to_pylist()
-            firsts = table.column("first_id").to_pylist()
-            lasts = table.column("last_id").to_pylist()
-            if data.null_count or None in flags:
-                raise ValueError("a body without a data list or has_more")
-            rows = self._rows(data.flatten())
-            offsets = data.offsets.to_pylist()
-            base = offsets[0]
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError, KeyError):
+            return list(self._decode_together(bodies))
+        except _FAST_PATH_ERRORS:
             return [self._page_or_error(body) for body in bodies]
+
+    def _decode_together(self, bodies: Sequence[bytes]) -> list[Page]:
+        table = self._read(bodies, self._page_parse)
+        if table.num_rows != len(bodies):
+            raise ValueError("not one JSON object per body")
+        column = table.column("data")
+        data = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+        flags = table.column("has_more").to_pylist()
+        firsts = table.column("first_id").to_pylist()
+        lasts = table.column("last_id").to_pylist()
+        if data.null_count or None in flags:
+            raise ValueError("a body without a data list or has_more")
+        offsets = data.offsets.to_pylist()
+        # Only a list that starts at its values' origin and spans them all may skip flatten().
+        values = data.values
+        whole = data.offset == 0 and offsets[0] == 0 and offsets[-1] == len(values)
+        rows = self._rows(values if whole else data.flatten())
+        base = offsets[0]
+        if len(bodies) == 1:
+            return [Page(rows, bool(flags[0]), firsts[0], lasts[0])]
         return [
             Page(
                 rows.slice(offsets[i] - base, offsets[i + 1] - offsets[i]),
@@ -264,21 +254,14 @@ class PageDecoder:
         except ResponseFormatError as exc:
             return exc
 
-    def _read_lines(self, lines: bytes, parse_schema: pa.Schema) -> pa.Table:
-        return pj.read_json(
-            io.BytesIO(lines),
-            read_options=pj.ReadOptions(use_threads=False, block_size=max(len(lines) + 64, 1 << 16)),
-            parse_options=pj.ParseOptions(explicit_schema=parse_schema, unexpected_field_behavior="infer"),
-        )
-
     def decode_object(self, body: bytes) -> pa.RecordBatch:
         """One object (the item endpoint's response) as a one-row batch."""
         try:
-            table = self._read(body, self._object_parse)
+            table = self._read([body], self._object_parse)
             if table.num_rows != 1:
                 raise ValueError("not one JSON object")
             return self._rows(table.to_struct_array().combine_chunks())
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError, KeyError):
+        except _FAST_PATH_ERRORS:
             document = _loads(body)
             if not isinstance(document, dict):
                 raise ResponseFormatError(f"expected a JSON object, got {_preview(body)}") from None
