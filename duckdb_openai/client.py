@@ -102,8 +102,10 @@ class ApiClient:
         self.stats.retries += 1
 
     async def _attempt(self, path: str, params: Sequence[tuple[str, str]]) -> bytes:
-        await self.pacer.acquire()
+        # Pace inside the slot: a task waiting for a slot must not have passed the pacer before a 429 or
+        # a low budget set the pace, or it would be sent unpaced when the slot frees up.
         async with self._slots:
+            await self.pacer.acquire()
             self.stats.requests += 1
             try:
                 reply = await self._http.get(path, params)

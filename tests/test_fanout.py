@@ -114,20 +114,40 @@ def test_random_faults_and_rate_limit_lose_nothing(emulator_factory: Any) -> Non
 
 
 def test_a_429_pauses_every_worker(emulator_factory: Any) -> None:
-    """One 429 with a retry-after pauses the shared budget: every later request waits it out."""
+    """One 429 with a retry-after pauses the shared budget: no worker sends until it has passed, including
+    the workers that were already waiting for a connection slot when the 429 came."""
     emu = emulator_factory(latency_ms=20)
     runs = small_runs(emu, 40)
     emu.script_faults("429", count=1, retry_after_ms=400)
     con, registration = connect(emu.base_url, max_concurrency=8)
     load_runs(con, runs)
-    started = time.monotonic()
     assert sorted(con.execute(LATERAL).fetchall()) == truth(emu, runs)
-    elapsed = time.monotonic() - started
     pacer = registration.client.pacer
     assert pacer is not None and pacer.throttled == 1
     assert pacer.paused_seconds == pytest.approx(0.4, abs=0.05)
-    # A lower bound, not a speed claim: nothing finished before the pause had passed.
-    assert elapsed >= 0.4
+    log = emu.requests()
+    assert len(log) == len(runs) + 1
+    (refused,) = [entry["received_s"] for entry in log if entry["status"] == 429]
+    # The 429 is answered 20 ms after it arrived; the 7 requests in flight beside it were sent before that.
+    # Between then (with room for a slow loop) and the end of the 400 ms pause, nothing may arrive.
+    during_pause = [e for e in log if refused + 0.1 < e["received_s"] < refused + 0.4]
+    assert during_pause == []
+    registration.close()
+
+
+def test_low_budget_sets_the_pace_before_429s(emulator_factory: Any) -> None:
+    """The x-ratelimit-* headers pace the fan-out so the budget is not run dry: 150 requests against a
+    budget of 50 per second (a full bucket of 50 to start) get through with no 429s, where sending as
+    fast as the slots allow would be refused about 90 times."""
+    emu = emulator_factory(rate_limit=50)
+    runs = small_runs(emu, 150)
+    con, registration = connect(emu.base_url, max_concurrency=8)
+    load_runs(con, runs)
+    assert sorted(con.execute(LATERAL).fetchall()) == truth(emu, runs)
+    stats = emu.stats()
+    assert stats["requests"] == len(runs)
+    assert stats["by_endpoint"]["list"].get("429", 0) == 0
+    assert registration.client.stats.throttled == 0
     registration.close()
 
 

@@ -117,6 +117,7 @@ class EmulatorApp:
         self.faults = FaultInjector(settings.seed, settings.fault_rate, settings.slow_ms)
         self.bucket = TokenBucket(settings.rate_limit if settings.rate_limit is not None else UNLIMITED_RATE)
         self._latency_s = settings.latency_ms / 1000.0
+        self._epoch = time.perf_counter()
         # Every method reaches the endpoint, which answers 405 in OpenAI's error shape.
         self._api = Router(
             [
@@ -207,6 +208,7 @@ class EmulatorApp:
                     fault=None if fault is None else fault.kind,
                     duration_ms=round((time.perf_counter() - started) * 1000, 3),
                     api_version=query.get("api-version"),
+                    received_s=round(started - self._epoch, 6),
                 )
             )
 

@@ -33,7 +33,8 @@ LOGGED_HEADERS = (
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One API request as the log shows it. ``status`` is ``"drop"`` for a cut connection."""
+    """One API request as the log shows it. ``status`` is ``"drop"`` for a cut connection;
+    ``received_s`` is when it arrived, in seconds since the emulator started."""
 
     request_id: str
     method: str
@@ -46,6 +47,7 @@ class RequestRecord:
     fault: str | None
     duration_ms: float
     api_version: str | None = None
+    received_s: float = 0.0
 
 
 class StatsRecorder:
