@@ -175,9 +175,17 @@ class Fetcher:
         """Fetch every request (keys, item id or None for the list, options) concurrently; None yields
         no rows. The client's semaphore bounds the requests in flight. With `skip_errors`, a failed key
         yields no rows and is reported in `skipped`; otherwise the first failure cancels the rest and
-        raises RunFetchError naming the keys."""
+        raises RunFetchError naming the keys.
+
+        A pool of workers, twice the concurrency, takes the requests in turn: enough that a freed
+        connection slot always has a request waiting for it, few enough that starting thousands of
+        coroutines does not hold up the first requests (one task per key delayed them by 50-170 ms per
+        1,000 keys)."""
         outcome = FetchOutcome([None] * len(requests))
         gate = asyncio.Semaphore(limit) if limit else None
+        todo = [(index, request) for index, request in enumerate(requests) if request is not None]
+        workers = min(len(todo), 2 * (limit or self.client.settings.max_concurrency))
+        queue = iter(todo)
 
         async def fetch(
             keys: Mapping[str, object], item: str | None, options: Mapping[str, object]
@@ -205,10 +213,13 @@ class Fetcher:
             if on_done is not None:
                 on_done(table)
 
+        async def worker() -> None:
+            for index, request in queue:  # one shared iterator: each request goes to one worker
+                await one(index, *request)
+
         async with _Group() as group:
-            for index, request in enumerate(requests):
-                if request is not None:
-                    group.create_task(one(index, *request))
+            for _ in range(workers):
+                group.create_task(worker())
         return outcome
 
     def _wrap(self, keys: Mapping[str, object], item: str | None, exc: DuckDBOpenAIError) -> RunFetchError:
