@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 import duckdb_openai
+from duckdb_openai.emulator import DatasetConfig
 from duckdb_openai.run_steps import FILE_SEARCH_CONTENT, RUN_STEPS_SCHEMA
 from tests.helpers import KEY, api_row, connect, list_requests, rows, sparse
 
@@ -33,8 +34,30 @@ def test_long_run_from_both_ends(emu: Any, con: Any) -> None:
         r[0] for r in con.execute("SELECT id FROM run_steps(?, ?)", [run.thread_id, run.run_id]).fetchall()
     ]
     assert ids == [s["id"] for s in emu.dataset.steps(run.thread_id, run.run_id)]
-    # Two-ended paging overlaps where the sides meet: at most two requests over ceil(n/100).
+    # 10,000 is a multiple of 100: both sides' pages tile the run exactly, so the side that finds the
+    # other's rows needs a page of its own and the other side has one in flight: two over ceil(n/100).
     assert 100 <= list_requests(emu) <= 102
+
+
+def test_long_runs_of_other_lengths_cost_one_request_more_at_most(emulator_factory: Any) -> None:
+    emu = emulator_factory(
+        dataset=DatasetConfig(threads=2, runs_per_thread=4, mean_steps=400, edge_runs=False), latency_ms=5
+    )
+    runs = [r for r in emu.dataset.runs if r.step_count > 200 and r.step_count % 100]
+    assert len(runs) >= 5
+    con, registration = connect(emu.base_url)
+    for sort in ("asc", "desc"):
+        for run in runs:
+            emu.reset()
+            got = con.execute(
+                "SELECT id FROM run_steps(?, ?, sort := ?)", [run.thread_id, run.run_id, sort]
+            ).fetchall()
+            want = [s["id"] for s in emu.dataset.steps(run.thread_id, run.run_id)]
+            assert [r[0] for r in got] == (want if sort == "asc" else want[::-1])
+            assert (
+                math.ceil(run.step_count / 100) <= list_requests(emu) <= math.ceil(run.step_count / 100) + 1
+            )
+    registration.close()
 
 
 def test_both_ends_off_is_exactly_ceil(emu: Any) -> None:
