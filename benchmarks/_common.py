@@ -23,8 +23,8 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+import aiohttp
 import duckdb
-import httpx
 import pyarrow as pa
 
 from duckdb_openai.emulator import Emulator, RunInfo
@@ -132,22 +132,27 @@ def emulator(**kwargs: Any) -> Iterator[Emulator]:
 def warm_up(emu: Emulator, runs: list[RunInfo], *, concurrency: int = 64) -> None:
     """Make the emulator generate every run's steps now, untimed, so no client pays for it.
 
-    One `limit=1` request per run; the emulator caches a run's steps on first read.
+    One `limit=1` request per run; the emulator caches a run's steps on first read. aiohttp, like the
+    package: httpx's pool costs milliseconds of CPU per request at this concurrency, enough to leave
+    connections idle past the server's keep-alive timeout and then fail on reuse.
     """
+    headers = {"Authorization": f"Bearer {API_KEY}", "OpenAI-Beta": "assistants=v2"}
 
     async def go() -> None:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        headers = {"Authorization": f"Bearer {API_KEY}", "OpenAI-Beta": "assistants=v2"}
-        async with httpx.AsyncClient(
-            base_url=emu.base_url, headers=headers, limits=limits, timeout=HTTP_TIMEOUT
-        ) as client:
-            gate = asyncio.Semaphore(concurrency)
+        timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT)
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(headers=headers, timeout=timeout, connector=connector) as session:
+            queue = iter(runs)
 
-            async def one(run: RunInfo) -> None:
-                async with gate:
-                    await client.get(f"/threads/{run.thread_id}/runs/{run.run_id}/steps", params={"limit": 1})
+            async def worker() -> None:
+                for run in queue:
+                    url = f"{emu.base_url}/threads/{run.thread_id}/runs/{run.run_id}/steps"
+                    async with session.get(url, params={"limit": "1"}) as response:
+                        if response.status != 200:
+                            raise RuntimeError(f"warm-up of {run.run_id}: HTTP {response.status}")
+                        await response.read()
 
-            await asyncio.gather(*(one(run) for run in runs))
+            await asyncio.gather(*(worker() for _ in range(min(concurrency, len(runs)))))
 
     asyncio.run(go())
     emu.reset()
