@@ -25,7 +25,20 @@ QUERY = "SELECT count(*) FROM runs r, run_steps(r.thread_id, r.run_id) s"
 
 
 def peak_rss_mib() -> float:
-    # Linux reports ru_maxrss in KiB (macOS in bytes; these benchmarks run on Linux).
+    """This process's peak RSS in MiB.
+
+    VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork and exec, so a child started by a
+    big parent reports the parent's size (both children read 411.6 MiB after parts a-c). VmHWM is
+    the high-water mark of the address space this process got at exec.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    # Elsewhere: ru_maxrss (KiB on Linux, bytes on macOS; these benchmarks run on Linux).
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
