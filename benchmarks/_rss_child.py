@@ -38,8 +38,8 @@ def peak_rss_mib() -> float:
                     return int(line.split()[1]) / 1024  # kB
     except OSError:
         pass
-    # Elsewhere: ru_maxrss (KiB on Linux, bytes on macOS; these benchmarks run on Linux).
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # No /proc (macOS): ru_maxrss, which macOS reports in bytes.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 * 1024)
 
 
 def main(argv: list[str]) -> int:
