@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-__all__ = ["column_reference", "doc", "duckdb_type", "field", "struct"]
+__all__ = ["column_reference", "doc", "duckdb_type", "field", "is_json", "json_field", "struct"]
 
 _SIMPLE: dict[pa.DataType, str] = {
     pa.string(): "VARCHAR",
@@ -29,6 +29,22 @@ _SIMPLE: dict[pa.DataType, str] = {
 def field(name: str, type_: pa.DataType, doc: str) -> pa.Field:
     """A nullable field carrying its documentation in the field metadata."""
     return pa.field(name, type_, metadata={"doc": doc})
+
+
+def json_field(name: str, doc: str) -> pa.Field:
+    """A VARCHAR field holding the value's JSON text, whatever JSON it is (string, object, array...).
+
+    For what the API types as "string or object" (a run's `tool_choice`, `response_format`) or as free
+    JSON (a function's `parameters`): the text is valid JSON, so DuckDB's `->`, `->>` and `json_*`
+    functions read it. A string value keeps its quotes (`'"auto"'`).
+    """
+    return pa.field(name, pa.string(), metadata={"doc": doc, "json": "true"})
+
+
+def is_json(f: pa.Field) -> bool:
+    """Whether `f` was declared with `json_field`."""
+    metadata: dict[bytes, bytes] = f.metadata or {}
+    return metadata.get(b"json") == b"true"
 
 
 def struct(*fields: pa.Field) -> pa.StructType:

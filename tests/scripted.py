@@ -1,7 +1,10 @@
 """A real HTTP server on loopback that answers from a script and records every request it got.
 
-For the few cases the emulator cannot produce (a server echoing the key, a 400 with a chosen message,
-a page that succeeds then a page that keeps failing).
+For the cases the emulator cannot produce (a server echoing the key, a 400 with a chosen message, a
+page that succeeds then a page that keeps failing) and for hostile servers: a script entry is either
+`(status, JSON body)`, a ready starlette `Response` (raw bytes, a gzip bomb, chosen headers), or a
+callable taking the `Request` and returning a `Response` (sync or async; a `StreamingResponse` sends a
+body slowly or without end).
 
     >>> with ScriptedServer([(200, {"object": "list", ...})]) as server:  # doctest: +SKIP
     ...     server.base_url, server.requests
@@ -9,16 +12,18 @@ a page that succeeds then a page that keeps failing).
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Union
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from duckdb_openai.emulator.server import bind_socket
@@ -31,12 +36,18 @@ class Recorded:
     path: str
     query: str
     headers: dict[str, str]
+    #: time.monotonic() when the request arrived.
+    received: float = 0.0
+
+
+#: One answer of a script: (status, JSON body), a Response, or a callable making one from the request.
+Answer = Union[tuple[int, Any], Response, Callable[[Request], Any]]
 
 
 class ScriptedServer:
-    """Answers request i with script[i] (status, JSON body); past the end, repeats the last answer."""
+    """Answers request i with script[i]; past the end, repeats the last answer."""
 
-    def __init__(self, script: list[tuple[int, Any]]) -> None:
+    def __init__(self, script: list[Answer]) -> None:
         self.script = script
         self.requests: list[Recorded] = []
         app = Starlette(routes=[Route("/{path:path}", self._answer, methods=["GET"])])
@@ -48,9 +59,17 @@ class ScriptedServer:
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
         )
 
-    async def _answer(self, request: Request) -> JSONResponse:
-        self.requests.append(Recorded(request.url.path, request.url.query, dict(request.headers)))
-        status, body = self.script[min(len(self.requests), len(self.script)) - 1]
+    async def _answer(self, request: Request) -> Response:
+        self.requests.append(
+            Recorded(request.url.path, request.url.query, dict(request.headers), time.monotonic())
+        )
+        answer = self.script[min(len(self.requests), len(self.script)) - 1]
+        if isinstance(answer, Response):
+            return answer
+        if callable(answer):
+            made = answer(request)
+            return await made if inspect.isawaitable(made) else made  # type: ignore[no-any-return]
+        status, body = answer
         return JSONResponse(body, status_code=status)
 
     def __enter__(self) -> ScriptedServer:
