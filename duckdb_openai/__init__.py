@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -22,6 +23,7 @@ from duckdb_openai.errors import (
     BadRequestError,
     ConfigurationError,
     DuckDBOpenAIError,
+    FetchError,
     InvalidIdError,
     NotFoundError,
     PermissionDeniedError,
@@ -30,6 +32,7 @@ from duckdb_openai.errors import (
     RunFetchError,
     ServerError,
 )
+from duckdb_openai.resource import Resource
 from duckdb_openai.run_steps import RUN_STEPS, RUN_STEPS_SCHEMA
 from duckdb_openai.session import Client
 from duckdb_openai.sql import Registration, register
@@ -45,6 +48,7 @@ __all__ = [
     "Client",
     "ConfigurationError",
     "DuckDBOpenAIError",
+    "FetchError",
     "InvalidIdError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -59,6 +63,46 @@ __all__ = [
     "read_run_steps",
     "register",
 ]
+
+
+def _read_list(
+    resource: Resource,
+    keys: dict[str, object],
+    options: dict[str, object],
+    client: Client | None,
+    settings: Any,
+) -> pa.RecordBatchReader:
+    """A RecordBatchReader over the list; ids and options are checked before any request is sent."""
+    request = resource.bind_list(keys, options)
+    if client is not None:
+        return client.read(request)
+    own = Client(**settings)
+    reader = own.read(request)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from reader
+        finally:
+            own.close()
+
+    return pa.RecordBatchReader.from_batches(resource.schema, batches())
+
+
+def _read_item(
+    resource: Resource,
+    keys: dict[str, object],
+    item_id: object,
+    options: dict[str, object],
+    client: Client | None,
+    settings: Any,
+) -> pa.Table:
+    request = resource.bind_item(keys, item_id, options)
+    active = client if client is not None else Client(**settings)
+    try:
+        return active.read_item(request)
+    finally:
+        if client is None:
+            active.close()
 
 
 def read_run_steps(
@@ -76,21 +120,9 @@ def read_run_steps(
     `settings` are those of `Client` (api_key, base_url, ...); pass `client=` to reuse a connection pool.
     Ids and options are checked before any request is sent.
     """
-    own = client is None
-    active = client if client is not None else Client(**settings)
-    reader = active.read(
-        {"thread_id": thread_id, "run_id": run_id}, {"sort": sort, "include_content": include_content}
-    )
-    if not own:
-        return reader
-
-    def batches() -> Any:
-        try:
-            yield from reader
-        finally:
-            active.close()
-
-    return pa.RecordBatchReader.from_batches(RUN_STEPS_SCHEMA, batches())
+    keys: dict[str, object] = {"thread_id": thread_id, "run_id": run_id}
+    options: dict[str, object] = {"sort": sort, "include_content": include_content}
+    return _read_list(RUN_STEPS, keys, options, client, settings)
 
 
 def read_run_step(
@@ -103,11 +135,5 @@ def read_run_step(
     **settings: Any,
 ) -> pa.Table:
     """One step (the retrieve endpoint) as a one-row table of RUN_STEPS_SCHEMA."""
-    active = client if client is not None else Client(**settings)
-    try:
-        return active.read_item(
-            {"thread_id": thread_id, "run_id": run_id}, step_id, {"include_content": include_content}
-        )
-    finally:
-        if client is None:
-            active.close()
+    keys: dict[str, object] = {"thread_id": thread_id, "run_id": run_id}
+    return _read_item(RUN_STEPS, keys, step_id, {"include_content": include_content}, client, settings)

@@ -47,9 +47,11 @@ class Page:
     has_more: bool
     first_id: str | None
     last_id: str | None
+    #: The position of the id column in the batch.
+    id_index: int = 0
 
     def ids(self) -> list[str]:
-        return self.batch.column(0).to_pylist()  # type: ignore[no-any-return]
+        return self.batch.column(self.id_index).to_pylist()  # type: ignore[no-any-return]
 
 
 def _parse_type(t: pa.DataType) -> pa.DataType:
@@ -168,8 +170,9 @@ def _conform_fields(arr: pa.StructArray, t: pa.StructType) -> list[pa.Array]:
 class PageDecoder:
     """Decodes list pages and single objects of one resource into batches of `schema`."""
 
-    def __init__(self, schema: pa.Schema) -> None:
+    def __init__(self, schema: pa.Schema, *, id_column: str = "id") -> None:
         self.schema = schema
+        self.id_index = schema.get_field_index(id_column)
         self.row_type = pa.struct(list(schema))
         self._object_parse = pa.schema(list(_parse_type(self.row_type)))
         self._page_parse = pa.schema(
@@ -237,13 +240,14 @@ class PageDecoder:
         rows = self._rows(values if whole else data.flatten())
         base = offsets[0]
         if len(bodies) == 1:
-            return [Page(rows, bool(flags[0]), firsts[0], lasts[0])]
+            return [Page(rows, bool(flags[0]), firsts[0], lasts[0], self.id_index)]
         return [
             Page(
                 rows.slice(offsets[i] - base, offsets[i + 1] - offsets[i]),
                 bool(flags[i]),
                 firsts[i],
                 lasts[i],
+                self.id_index,
             )
             for i in range(len(bodies))
         ]
@@ -275,7 +279,7 @@ class PageDecoder:
         if not isinstance(has_more, bool):
             raise ResponseFormatError(f'the list response has no boolean "has_more": {_preview(body)}')
         batch = self._from_python(document["data"])
-        return Page(batch, has_more, document.get("first_id"), document.get("last_id"))
+        return Page(batch, has_more, document.get("first_id"), document.get("last_id"), self.id_index)
 
     def _from_python(self, rows: list[Any]) -> pa.RecordBatch:
         if not all(isinstance(row, dict) for row in rows):

@@ -15,7 +15,8 @@
     ├── APIConnectionError          no answer from the base URL
     │   └── APITimeoutError
     ├── ResponseFormatError         an answer that breaks the API contract
-    └── RunFetchError               a run failed; carries thread_id, run_id and the cause
+    └── FetchError                  one key of a fan-out failed; carries the resource, keys and cause
+        └── RunFetchError           ... of run steps (thread_id, run_id)
 
 Messages name the offending value and what to do about it. They never contain the API key: the key
 lives only in request headers, and messages are built from the API's own error text, which masks it.
@@ -31,6 +32,7 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "DuckDBOpenAIError",
+    "FetchError",
     "InvalidIdError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -119,13 +121,24 @@ class ResponseFormatError(DuckDBOpenAIError):
     """A 200 answer whose body breaks the API's contract (not JSON, a cursor that does not advance)."""
 
 
-class RunFetchError(DuckDBOpenAIError):
-    """Fetching one run failed; names its keys (thread_id, run_id) and keeps the cause."""
+class FetchError(DuckDBOpenAIError):
+    """Fetching one key of a fan-out failed: names the resource (`runs`, `message`, ...) and its keys
+    (thread_id, ...; the item's id for a retrieve), and keeps the cause."""
 
-    def __init__(self, message: str, *, keys: dict[str, object], cause: DuckDBOpenAIError) -> None:
+    def __init__(
+        self, message: str, *, resource: str, keys: dict[str, object], cause: DuckDBOpenAIError
+    ) -> None:
         super().__init__(message)
+        self.resource = resource
         self.keys = keys
         self.cause = cause
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), str(self), self.__dict__))
+
+
+class RunFetchError(FetchError):
+    """The run-steps case of FetchError: one run's steps failed (keys thread_id, run_id)."""
 
     @property
     def thread_id(self) -> object:
@@ -134,6 +147,13 @@ class RunFetchError(DuckDBOpenAIError):
     @property
     def run_id(self) -> object:
         return self.keys.get("run_id")
+
+
+def _rebuild(cls: type[DuckDBOpenAIError], message: str, state: dict[str, object]) -> DuckDBOpenAIError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
 
 
 _BY_STATUS: dict[int, type[APIError]] = {

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +25,9 @@ import pyarrow as pa
 
 from duckdb_openai.client import ApiClient
 from duckdb_openai.convert import Page, PageDecoder
-from duckdb_openai.errors import DuckDBOpenAIError, RunFetchError
+from duckdb_openai.errors import DuckDBOpenAIError, FetchError, RunFetchError
 from duckdb_openai.pagination import Cursor
-from duckdb_openai.resource import Resource
+from duckdb_openai.resource import Request, Resource
 
 __all__ = ["FetchOutcome", "Fetcher"]
 
@@ -61,12 +61,13 @@ class FetchOutcome:
 
 
 class Fetcher:
-    """Fetches one resource over one ApiClient; use it on the client's event loop."""
+    """Fetches one resource over an ApiClient (which may serve other resources' fetchers too, sharing its
+    pool and budget); use it on the client's event loop. It takes validated `Request`s only."""
 
     def __init__(self, client: ApiClient, resource: Resource) -> None:
         self.client = client
         self.resource = resource
-        self.decoder = PageDecoder(resource.schema)
+        self.decoder = PageDecoder(resource.schema, id_column=resource.item_column)
         self._decoding = _DecodeQueue(self.decoder)
 
     async def _page(self, path: str, base: Sequence[tuple[str, str]], cursor: Cursor) -> Page:
@@ -78,16 +79,12 @@ class Fetcher:
         return page
 
     async def pages(
-        self, keys: Mapping[str, object], options: Mapping[str, object], *, both_ends: bool = True
+        self, request: Request, *, both_ends: bool = True
     ) -> AsyncGenerator[pa.RecordBatch, None]:
-        """Every row under `keys`, as batches in the asked order; ids and options are checked before
-        any request is sent."""
-        resource = self.resource
-        path = resource.list_path(keys)
-        checked = resource.check_options(options)
-        order = str(checked[resource.order_option])
-        base = resource.query(checked, exclude=[resource.order_option])
-        front = Cursor(order, resource.order_param)
+        """Every row of the list `request`, as batches in the asked order."""
+        assert request.order is not None and request.resource is self.resource
+        path, base = request.path, request.params
+        front = Cursor(request.order)
         seen: set[str] = set()
         # Two pages one after the other first: a list of up to two pages takes exactly as many requests
         # as it has pages, and fetching from both ends only saves round trips beyond that.
@@ -104,7 +101,7 @@ class Fetcher:
     async def _from_both_ends(
         self, path: str, base: Sequence[tuple[str, str]], front: Cursor, front_ids: set[str]
     ) -> AsyncIterator[pa.RecordBatch]:
-        back = Cursor(_REVERSE[front.order], self.resource.order_param)
+        back = Cursor(_REVERSE[front.order])
         back_ids: set[str] = set()
         back_batches: list[pa.RecordBatch] = []
         tasks: dict[asyncio.Task[Page], str] = {
@@ -149,33 +146,29 @@ class Fetcher:
             if batch.num_rows:
                 yield _reverse(batch)
 
-    async def table(self, keys: Mapping[str, object], options: Mapping[str, object]) -> pa.Table:
-        """Every row under `keys` as one table of the schema."""
+    async def table(self, request: Request) -> pa.Table:
+        """Every row of the list `request` as one table of the schema."""
         both_ends = self.client.settings.both_ends
-        batches = [batch async for batch in self.pages(keys, options, both_ends=both_ends)]
+        batches = [batch async for batch in self.pages(request, both_ends=both_ends)]
         return pa.Table.from_batches(batches, schema=self.resource.schema)
 
-    async def item(
-        self, keys: Mapping[str, object], item_id: object, options: Mapping[str, object]
-    ) -> pa.Table:
-        """The one object `item_id` under `keys` (the item endpoint), as a one-row table."""
-        path = self.resource.item_path(keys, item_id)
-        checked = self.resource.check_options(options)
-        body = await self.client.get(path, self.resource.query(checked, exclude=[self.resource.order_option]))
+    async def item(self, request: Request) -> pa.Table:
+        """The one object of the item `request`, as a one-row table."""
+        body = await self.client.get(request.path, request.params)
         return pa.Table.from_batches([self.decoder.decode_object(body)], schema=self.resource.schema)
 
     async def many(
         self,
-        requests: Sequence[tuple[Mapping[str, object], str | None, Mapping[str, object]] | None],
+        requests: Sequence[Request | None],
         *,
         skip_errors: bool,
         limit: int | None = None,
         on_done: Callable[[pa.Table | None], None] | None = None,
     ) -> FetchOutcome:
-        """Fetch every request (keys, item id or None for the list, options) concurrently; None yields
-        no rows. The client's semaphore bounds the requests in flight. With `skip_errors`, a failed key
-        yields no rows and is reported in `skipped`; otherwise the first failure cancels the rest and
-        raises RunFetchError naming the keys.
+        """Fetch every request (a list or an item) concurrently; None yields no rows. The client's
+        semaphore bounds the requests in flight. With `skip_errors` (or a request's own on_error='skip'),
+        a failed key yields no rows and is reported in `skipped`; otherwise the first failure cancels the
+        rest and raises FetchError naming the resource and the keys.
 
         A pool of workers, twice the concurrency, takes the requests in turn: enough that a freed
         connection slot always has a request waiting for it, few enough that starting thousands of
@@ -187,26 +180,21 @@ class Fetcher:
         workers = min(len(todo), 2 * (limit or self.client.settings.max_concurrency))
         queue = iter(todo)
 
-        async def fetch(
-            keys: Mapping[str, object], item: str | None, options: Mapping[str, object]
-        ) -> pa.Table:
-            if item is None:
-                return await self.table(keys, options)
-            return await self.item(keys, item, options)
+        async def fetch(request: Request) -> pa.Table:
+            return await (self.item(request) if request.is_item else self.table(request))
 
-        async def one(
-            index: int, keys: Mapping[str, object], item: str | None, options: Mapping[str, object]
-        ) -> None:
+        async def one(index: int, request: Request) -> None:
             table: pa.Table | None
             try:
                 if gate is None:
-                    table = await fetch(keys, item, options)
+                    table = await fetch(request)
                 else:
                     async with gate:
-                        table = await fetch(keys, item, options)
+                        table = await fetch(request)
             except DuckDBOpenAIError as exc:
-                if not skip_errors:
-                    raise self._wrap(keys, item, exc) from exc
+                skip = skip_errors if request.on_error is None else request.on_error == "skip"
+                if not skip:
+                    raise wrap(request, exc) from exc
                 outcome.skipped.append((index, exc))
                 table = None
             outcome.tables[index] = table
@@ -215,23 +203,26 @@ class Fetcher:
 
         async def worker() -> None:
             for index, request in queue:  # one shared iterator: each request goes to one worker
-                await one(index, *request)
+                await one(index, request)
 
         async with _Group() as group:
             for _ in range(workers):
                 group.create_task(worker())
         return outcome
 
-    def _wrap(self, keys: Mapping[str, object], item: str | None, exc: DuckDBOpenAIError) -> RunFetchError:
-        where = ", ".join(f"{k.name}={keys.get(k.name)!r}" for k in self.resource.keys)
-        if item is not None:
-            where += f", {self.resource.item_key.name}={item!r}"
-        name = self.resource.item_name if item is not None else self.resource.name
-        return RunFetchError(
-            f"{name} failed for {where}: {type(exc).__name__}: {exc}",
-            keys={k.name: keys.get(k.name) for k in self.resource.keys},
-            cause=exc,
-        )
+
+def wrap(request: Request, exc: DuckDBOpenAIError) -> FetchError:
+    """The FetchError naming what `request` asked for (RunFetchError for run steps), caused by `exc`."""
+    cls = RunFetchError if request.resource.name == "run_steps" else FetchError
+    return cls(
+        f"{request.name} failed for {request.describe()}: {type(exc).__name__}: {exc}",
+        resource=request.name,
+        keys={
+            **request.keys,
+            **({request.resource.item_key.name: request.item_id} if request.is_item else {}),
+        },
+        cause=exc,
+    )
 
 
 class _DecodeQueue:

@@ -1,33 +1,145 @@
-"""A REST list resource declared as data: path templates, key parameters, query options and schema.
+"""A REST resource declared as data: path templates, key parameters, filters, query options and schema.
 
-The engine (paging, retrying, converting, registering in DuckDB) reads only these declarations, so a
-second resource of the same API shape is a declaration, not a copy of code.
+The engine (paging, retrying, converting, registering in DuckDB) reads only these declarations, so each
+resource of the API is a declaration, not a copy of code. A declaration is checked when it is made
+(`Resource.__post_init__`): a key, filter or item column that is not a string column of the schema, a
+path template that does not use exactly the keys, or a parameter name that collides or is a reserved
+word in SQL fails at import, not mid-query.
+
+A request is validated once, at the edge, into a `Request` (path and query parameters) that the engine
+trusts; nothing downstream checks ids or options again.
 
 >>> from duckdb_openai.run_steps import RUN_STEPS
->>> RUN_STEPS.list_path({"thread_id": "thread_a", "run_id": "run_b"})
-'threads/thread_a/runs/run_b/steps'
->>> RUN_STEPS.query({"sort": "desc", "include_content": True})
-[('order', 'desc'), ('include[]', 'step_details.tool_calls[*].file_search.results[*].content')]
+>>> request = RUN_STEPS.bind_list({"thread_id": "thread_a", "run_id": "run_b"}, {"sort": "desc"})
+>>> request.path, request.order, request.params
+('threads/thread_a/runs/run_b/steps', 'desc', ())
+>>> RUN_STEPS.bind_item({"thread_id": "thread_a", "run_id": "run_b"}, "step_c").path
+'threads/thread_a/runs/run_b/steps/step_c'
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+import string
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import quote
 
 import pyarrow as pa
 
 from duckdb_openai.errors import ConfigurationError, InvalidIdError
 
-__all__ = ["ID_PATTERN", "Key", "Option", "Resource", "check_id"]
+__all__ = [
+    "ENGINE_OPTIONS",
+    "ID_PATTERN",
+    "SQL_RESERVED",
+    "Filter",
+    "Key",
+    "Option",
+    "Request",
+    "Resource",
+    "check_id",
+    "sort_option",
+]
 
 #: Ids are path segments: letters, digits and `_ - . :` only, so no id can add a segment, a query or a
 #: fragment, or be percent-decoded into one. Real ids look like `thread_abc123`, `file-abc`, or UUIDs.
 ID_PATTERN = re.compile(r"[A-Za-z0-9_\-.:]{1,256}")
 
+#: Named parameters the engine adds to every list function, with their SQL types; NULL means the
+#: registration's setting.
+ENGINE_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("on_error", "VARCHAR"),
+    ("max_concurrency", "BIGINT"),
+    ("progress", "VARCHAR"),
+)
+
+#: DuckDB's reserved words (`duckdb_keywords()` where keyword_category = 'reserved'; a test keeps this in
+#: step): a macro parameter cannot be called one of these without quotes, which is why `sort` is not
+#: `order`.
+SQL_RESERVED = frozenset(
+    [
+        "all",
+        "analyse",
+        "analyze",
+        "and",
+        "any",
+        "array",
+        "as",
+        "asc",
+        "asymmetric",
+        "both",
+        "case",
+        "cast",
+        "check",
+        "collate",
+        "column",
+        "constraint",
+        "create",
+        "default",
+        "deferrable",
+        "desc",
+        "describe",
+        "distinct",
+        "do",
+        "else",
+        "end",
+        "except",
+        "false",
+        "fetch",
+        "for",
+        "foreign",
+        "from",
+        "grant",
+        "group",
+        "having",
+        "in",
+        "initially",
+        "intersect",
+        "into",
+        "lateral",
+        "leading",
+        "limit",
+        "not",
+        "null",
+        "offset",
+        "on",
+        "only",
+        "or",
+        "order",
+        "pivot",
+        "pivot_longer",
+        "pivot_wider",
+        "placing",
+        "primary",
+        "qualify",
+        "references",
+        "returning",
+        "select",
+        "show",
+        "some",
+        "summarize",
+        "symmetric",
+        "table",
+        "then",
+        "to",
+        "trailing",
+        "true",
+        "union",
+        "unique",
+        "unpivot",
+        "using",
+        "variadic",
+        "when",
+        "where",
+        "window",
+        "with",
+    ]
+)
+
 OptionValue = str | bool | int
+Order = Literal["asc", "desc"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +147,19 @@ class Key:
     """A key parameter that selects the resource: a path segment of the URL and a column of the table."""
 
     name: str
+    example: str
+
+
+@dataclass(frozen=True)
+class Filter:
+    """An optional id-valued filter of a list: a named parameter of the list function, a query parameter
+    of the API, and a column of the table (so the catalog form pushes `column = '..'` down to the API).
+
+    Messages have one: `messages(thread_id, run_id := 'run_..')` sends `run_id=run_..`.
+    """
+
+    name: str
+    param: str
     example: str
 
 
@@ -48,6 +173,8 @@ class Option:
     choices: tuple[OptionValue, ...]
     #: The query parameters for a value; an empty list sends nothing.
     encode: Callable[[OptionValue], list[tuple[str, str]]]
+    #: Whether the item endpoint takes it too (run steps' include_content does, sort does not).
+    on_item: bool = False
 
     def check(self, value: object) -> OptionValue:
         """The value if allowed, else a ConfigurationError listing the choices."""
@@ -65,59 +192,189 @@ class Option:
         return "BOOLEAN" if isinstance(self.default, bool) else "VARCHAR"
 
 
+def sort_option(what: str) -> Option:
+    """The `sort` option every list has: the API's `order`, a reserved word in SQL, defaulting to 'asc'."""
+    return Option(
+        "sort",
+        "asc",
+        f"Row order by creation of the {what}: 'asc' (chronological, the default here) or 'desc' (the "
+        "API's default). The API calls it `order`.",
+        ("asc", "desc"),
+        lambda value: [("order", str(value))],
+    )
+
+
+@dataclass(frozen=True)
+class Request:
+    """One validated request: which resource, its keys, the path and query, the order (lists only).
+
+    Built by `Resource.bind_list` / `bind_item` from user input; the engine trusts it as it is.
+    """
+
+    resource: Resource
+    keys: Mapping[str, str]
+    path: str
+    #: Query parameters other than the order and the cursor.
+    params: tuple[tuple[str, str], ...]
+    #: The asked order of a list; None for an item.
+    order: Order | None
+    #: The item's id, for an item request.
+    item_id: str | None = None
+    #: This row's `on_error` when it differs from the query's (a LATERAL row may set its own).
+    on_error: str | None = None
+
+    @property
+    def is_item(self) -> bool:
+        return self.item_id is not None
+
+    def describe(self) -> str:
+        """`thread_id='..', run_id='..'` (and the item id): what an error names."""
+        parts = [f"{name}={value!r}" for name, value in self.keys.items()]
+        if self.item_id is not None:
+            parts.append(f"{self.resource.item_key.name}={self.item_id!r}")
+        return ", ".join(parts)
+
+    @property
+    def name(self) -> str:
+        """The SQL name of what was asked for: the list (`runs`) or the item (`run`)."""
+        return self.resource.item_name if self.is_item else self.resource.name
+
+
+def _placeholders(template: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+
+
 @dataclass(frozen=True)
 class Resource:
-    """A list endpoint with cursor pagination and an item endpoint, and the Arrow schema of one object."""
+    """A resource of the API: an optional list endpoint with cursor pagination, an item endpoint, and the
+    Arrow schema of one object.
+
+    `keys` are the parent ids both endpoints need (thread_id and run_id for run steps; none for
+    assistants); `item_key` is the id of one object on the item endpoint. A resource the API cannot list
+    (threads) has `path=None` and only its item form.
+    """
 
     name: str
     item_name: str
-    #: Path template of the list endpoint, relative to the base URL.
-    path: str
+    #: Path template of the list endpoint, relative to the base URL; None if the API cannot list it.
+    path: str | None
     keys: tuple[Key, ...]
-    #: The key of one object on the item endpoint (`{path}/{item_key}`), and the column it fills.
+    #: The key of one object on the item endpoint, and its path template.
     item_key: Key
-    item_column: str
-    options: tuple[Option, ...]
+    item_path_template: str
     schema: pa.Schema
+    options: tuple[Option, ...] = ()
+    filters: tuple[Filter, ...] = ()
+    #: The column holding each object's id (pages' cursors and the catalog's `id =`).
+    item_column: str = "id"
     #: The option that holds the sort order ("asc"/"desc"), for fetching from both ends.
-    order_option: str
-    #: The API's name for the order parameter.
-    order_param: str = "order"
+    order_option: str = "sort"
     #: The largest page the API serves.
     page_limit: int = 100
+    #: The catalog schema of the StackQL form (`openai.<catalog_schema>.<name>`).
+    catalog_schema: str = "assistants"
     doc: str = ""
-    options_by_name: Mapping[str, Option] = field(init=False, repr=False)
+    options_by_name: Mapping[str, Option] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options_by_name", {o.name: o for o in self.options})
+        self._check()
 
-    def list_path(self, keys: Mapping[str, object]) -> str:
-        """The list endpoint's path for these key values, each checked by `check_id`."""
-        values = {k.name: quote(check_id(k, keys.get(k.name)), safe="") for k in self.keys}
-        return self.path.format(**values)
+    def __hash__(self) -> int:
+        return hash(self.name)
 
-    def item_path(self, keys: Mapping[str, object], item_id: object) -> str:
-        """The item endpoint's path for these key values and item id."""
-        return f"{self.list_path(keys)}/{quote(check_id(self.item_key, item_id), safe='')}"
+    # -- the declaration's own checks ---------------------------------------------------------------------
 
-    def check_options(self, options: Mapping[str, object]) -> dict[str, OptionValue]:
-        """Every option with its default filled in; unknown names and bad values raise ConfigurationError."""
-        unknown = sorted(set(options) - set(self.options_by_name))
+    def _check(self) -> None:
+        def fail(problem: str) -> None:
+            raise TypeError(f"resource {self.name!r} is declared wrong: {problem}")
+
+        names = self.schema.names
+        for column in [*(k.name for k in self.keys), *(f.name for f in self.filters), self.item_column]:
+            if column not in names:
+                fail(f"{column!r} is not a column of its schema")
+            if not pa.types.is_string(self.schema.field(column).type):
+                fail(f"column {column!r} must be a string column to hold ids")
+        key_names = [k.name for k in self.keys]
+        if self.path is not None and _placeholders(self.path) != key_names:
+            fail(f"its list path {self.path!r} must use exactly the keys {key_names}")
+        if _placeholders(self.item_path_template) != [*key_names, self.item_key.name]:
+            fail(f"its item path must use the keys then {self.item_key.name!r}")
+        parameters = [
+            *key_names,
+            self.item_key.name,
+            *(o.name for o in self.options),
+            *(f.name for f in self.filters),
+            *(name for name, _ in ENGINE_OPTIONS),
+        ]
+        repeated = sorted({p for p in parameters if parameters.count(p) > 1})
+        if repeated:
+            fail(f"parameter names are used twice: {repeated}")
+        reserved = sorted(p for p in parameters if p.lower() in SQL_RESERVED)
+        if reserved:
+            fail(f"parameter names {reserved} are reserved words in SQL")
+        if self.path is not None and self.order_option not in self.options_by_name:
+            fail(f"its order option {self.order_option!r} is not one of its options")
+
+    # -- binding user input -------------------------------------------------------------------------------
+
+    @property
+    def listable(self) -> bool:
+        return self.path is not None
+
+    def _key_values(self, keys: Mapping[str, object]) -> dict[str, str]:
+        return {k.name: check_id(k, keys.get(k.name)) for k in self.keys}
+
+    def check_options(self, options: Mapping[str, object], *, item: bool = False) -> dict[str, OptionValue]:
+        """Every option with its default filled in; unknown names and bad values raise ConfigurationError.
+
+        For an item, only the options the item endpoint takes are allowed.
+        """
+        allowed = [o for o in self.options if o.on_item or not item]
+        by_name = {o.name: o for o in allowed}
+        filters = {} if item else {f.name: f for f in self.filters}
+        unknown = sorted(set(options) - set(by_name) - set(filters))
         if unknown:
-            names = ", ".join(self.options_by_name)
-            raise ConfigurationError(
-                f"unknown option {unknown[0]!r} for {self.name}; the options are {names}"
-            )
-        return {o.name: o.check(options.get(o.name, o.default)) for o in self.options}
+            names = ", ".join([*by_name, *filters]) or "none"
+            what = self.item_name if item else self.name
+            raise ConfigurationError(f"unknown option {unknown[0]!r} for {what}; its options are {names}")
+        return {o.name: o.check(options.get(o.name, o.default)) for o in allowed}
 
-    def query(self, options: Mapping[str, object], *, exclude: Sequence[str] = ()) -> list[tuple[str, str]]:
-        """The query parameters for these options (checked, defaults filled in)."""
+    def bind_list(self, keys: Mapping[str, object], options: Mapping[str, object] | None = None) -> Request:
+        """The list request for these keys and options (filters among them: None leaves one out)."""
+        if self.path is None:
+            raise ConfigurationError(
+                f"the API cannot list {self.name}: use {self.item_name}("
+                f"{', '.join([*(k.name for k in self.keys), self.item_key.name])}) with known ids"
+            )
+        options = dict(options or {})
+        filter_values = {f.name: options.pop(f.name, None) for f in self.filters}
+        values = self._key_values(keys)
         checked = self.check_options(options)
         params: list[tuple[str, str]] = []
+        for f in self.filters:
+            value = filter_values[f.name]
+            if value is not None:
+                params.append((f.param, check_id(Key(f.name, f.example), value)))
         for option in self.options:
-            if option.name not in exclude:
+            if option.name != self.order_option:
                 params.extend(option.encode(checked[option.name]))
-        return params
+        order: Order = "desc" if checked[self.order_option] == "desc" else "asc"
+        path = self.path.format(**{name: quote(value, safe="") for name, value in values.items()})
+        return Request(self, values, path, tuple(params), order)
+
+    def bind_item(
+        self, keys: Mapping[str, object], item_id: object, options: Mapping[str, object] | None = None
+    ) -> Request:
+        """The item request for these keys, item id and options."""
+        values = self._key_values(keys)
+        item = check_id(self.item_key, item_id)
+        checked = self.check_options(options or {}, item=True)
+        params = [p for o in self.options if o.on_item for p in o.encode(checked[o.name])]
+        segments = {name: quote(value, safe="") for name, value in values.items()}
+        segments[self.item_key.name] = quote(item, safe="")
+        path = self.item_path_template.format(**segments)
+        return Request(self, values, path, tuple(params), None, item_id=item)
 
 
 def check_id(key: Key, value: object) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from duckdb_openai.resource import Key, Option, OptionValue, Resource
+from duckdb_openai.resource import Key, Option, OptionValue, Resource, sort_option
 from duckdb_openai.schema import field, struct
 
 __all__ = ["FILE_SEARCH_CONTENT", "RUN_STEPS", "RUN_STEPS_SCHEMA", "STEP_STATUSES", "TOOL_CALL_TYPES"]
@@ -112,10 +112,6 @@ RUN_STEPS_SCHEMA: pa.Schema = pa.schema(
 )
 
 
-def _order(value: OptionValue) -> list[tuple[str, str]]:
-    return [("order", str(value))]
-
-
 def _include(value: OptionValue) -> list[tuple[str, str]]:
     return [("include[]", FILE_SEARCH_CONTENT)] if value else []
 
@@ -126,24 +122,18 @@ RUN_STEPS = Resource(
     path="threads/{thread_id}/runs/{run_id}/steps",
     keys=(Key("thread_id", "thread_abc123"), Key("run_id", "run_abc123")),
     item_key=Key("step_id", "step_abc123"),
-    item_column="id",
+    item_path_template="threads/{thread_id}/runs/{run_id}/steps/{step_id}",
+    schema=RUN_STEPS_SCHEMA,
     options=(
-        Option(
-            "sort",
-            "asc",
-            "Row order by creation: 'asc' (chronological) or 'desc'. The API calls it `order`.",
-            ("asc", "desc"),
-            _order,
-        ),
+        sort_option("steps"),
         Option(
             "include_content",
             False,
             "Include file-search result content (`include[]=" + FILE_SEARCH_CONTENT + "`).",
             (False, True),
             _include,
+            on_item=True,
         ),
     ),
-    schema=RUN_STEPS_SCHEMA,
-    order_option="sort",
     doc="Steps of an Assistants run: GET /threads/{thread_id}/runs/{run_id}/steps",
 )

@@ -48,8 +48,9 @@ from __future__ import annotations
 import functools
 import importlib
 import itertools
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, cast
 
@@ -57,13 +58,13 @@ import duckdb
 import pyarrow as pa
 
 from duckdb_openai.errors import ConfigurationError
-from duckdb_openai.resource import check_id
-from duckdb_openai.session import Client, FanOutRequest
+from duckdb_openai.resource import Request, Resource
+from duckdb_openai.resources import RESOURCES
+from duckdb_openai.session import Client
 
 __all__ = [
     "CATALOG",
     "FIRST_PAGE_SLICE",
-    "SCHEMA",
     "ResourceSource",
     "ScanPlan",
     "attach_catalog",
@@ -71,7 +72,6 @@ __all__ = [
 ]
 
 CATALOG = "openai"
-SCHEMA = "assistants"
 #: Rows per slice of the first page: DuckDB's threads share the first page before one asks for the next.
 FIRST_PAGE_SLICE = 8
 
@@ -98,10 +98,15 @@ def scan_protocol(con: object) -> ModuleType | None:
 
 @dataclass(frozen=True)
 class ScanPlan:
-    """What a scan fetches: every key combination, and the item ids (None: the whole list)."""
+    """What a scan fetches: validated requests, all lists or all items, in the order of the IN lists;
+    and for items, the filter values their rows must hold (an item endpoint does not filter)."""
 
-    keys: tuple[dict[str, str], ...]
-    items: tuple[str, ...] | None
+    requests: tuple[Request, ...]
+    row_filter: Constraint = field(default_factory=dict)
+
+    @property
+    def items(self) -> bool:
+        return bool(self.requests) and self.requests[0].is_item
 
 
 def _intersect(a: Constraint, b: Constraint) -> Constraint:
@@ -141,14 +146,20 @@ class ResourceSource:
     pull_under_gil = False
     obj: object = None
 
-    def __init__(self, client: Client, nodes: Any, *, table: str, owner: int | None = None) -> None:
+    def __init__(
+        self, client: Client, resource: Resource, nodes: Any, *, table: str, owner: int | None = None
+    ) -> None:
         self.client = client
-        self.resource = client.resource
+        self.resource = resource
         self.table = table
         self._nodes = nodes
         self._owner = owner
-        schema = self.resource.schema
-        columns = [*(k.name for k in self.resource.keys), self.resource.item_column]
+        schema = resource.schema
+        columns = [
+            *(k.name for k in resource.keys),
+            *(f.name for f in resource.filters),
+            resource.item_column,
+        ]
         # Only string columns: the source compares ids as the engine compares VARCHARs, byte for byte.
         self._filterable = frozenset(c for c in columns if pa.types.is_string(schema.field(c).type))
 
@@ -186,37 +197,54 @@ class ResourceSource:
     # -- planning ---------------------------------------------------------------------------------------
 
     def required_form(self) -> str:
-        """The WHERE clause a query needs, e.g. `WHERE thread_id = '...' AND run_id = '...'`."""
-        names = [k.name for k in self.resource.keys]
+        """The WHERE clause a query needs, e.g. `WHERE thread_id = '...' AND run_id = '...'`; empty when
+        the table can be read whole (assistants)."""
+        resource = self.resource
+        names = [k.name for k in resource.keys]
+        if not resource.listable:
+            names.append(resource.item_column)
+        if not names:
+            return ""
         where = " AND ".join(f"{name} = '...'" for name in names)
         return f"WHERE {where} (or {names[-1]} IN (...))"
 
     def plan(self, filters: Sequence[Any]) -> ScanPlan:
         """The requests the accepted `filters` call for; ConfigurationError if a key is not pinned."""
+        resource = self.resource
         constraint: Constraint = {}
         for predicate in filters:
             found = self._constraint(predicate)
             if found is None:
                 raise ConfigurationError(f"{self.table} was given a filter it did not accept: {predicate!r}")
             constraint = _intersect(constraint, found)
-        names = [k.name for k in self.resource.keys]
+        names = [k.name for k in resource.keys]
+        items = constraint.get(resource.item_column)
         missing = [name for name in names if name not in constraint]
+        if not resource.listable and items is None:
+            missing.append(resource.item_column)
         if missing:
+            why = "" if resource.listable else f" (the API cannot list {resource.name})"
+            lateral = ", ".join([*names, resource.item_key.name] if not resource.listable else names)
+            name = resource.name if resource.listable else resource.item_name
             raise ConfigurationError(
-                f"{self.table} needs {self.required_form()}, with string literals; missing: "
-                f"{', '.join(missing)} (for keys listed in a table, join LATERAL "
-                f"{self.resource.name}({', '.join(names)}))"
+                f"{self.table} needs {self.required_form()}, with string literals{why}; missing: "
+                f"{', '.join(missing)} (for ids listed in a table, join LATERAL {name}({lateral}))"
             )
-        keys = tuple(
+        key_sets = [
             dict(zip(names, values, strict=True))
             for values in itertools.product(*(constraint[name] for name in names))
-        )
-        for combination in keys:
-            self.client.check_keys(combination)
-        items = constraint.get(self.resource.item_column)
-        for item in items or ():
-            check_id(self.resource.item_key, item)
-        return ScanPlan(keys, items)
+        ]
+        filter_names = [f.name for f in resource.filters if f.name in constraint]
+        if items is not None:
+            # The item endpoint does not filter: the filters' values are checked on its rows.
+            row_filter = {name: constraint[name] for name in filter_names}
+            requests = [resource.bind_item(keys, item) for keys in key_sets for item in items]
+            return ScanPlan(tuple(requests), row_filter)
+        filter_sets = [
+            dict(zip(filter_names, values, strict=True))
+            for values in itertools.product(*(constraint[name] for name in filter_names))
+        ]
+        return ScanPlan(tuple(resource.bind_list(k, f) for k in key_sets for f in filter_sets))
 
     def _constraint(self, node: Any) -> Constraint | None:
         """The constraint `node` states on the filterable columns, or None when it states anything else."""
@@ -259,16 +287,16 @@ class ResourceSource:
     # -- reading ----------------------------------------------------------------------------------------
 
     def _batches(self, plan: ScanPlan) -> Iterator[pa.RecordBatch]:
-        """The rows of the plan as batches of the full schema, in key order."""
-        if plan.items is not None:
-            items = plan.items
-            yield from self._fan_out([(keys, item, {}) for keys in plan.keys for item in items], "off")
-        elif len(plan.keys) == 1:
-            yield from _slice_first(self.client.read(plan.keys[0]), FIRST_PAGE_SLICE)
+        """The rows of the plan as batches of the full schema, in request order."""
+        if plan.items:
+            for batch in self._fan_out(plan.requests, "off"):
+                yield _keep(batch, plan.row_filter)
+        elif len(plan.requests) == 1:
+            yield from _slice_first(self.client.read(plan.requests[0]), FIRST_PAGE_SLICE)
         else:
-            yield from self._fan_out([(keys, None, {}) for keys in plan.keys], None)
+            yield from self._fan_out(plan.requests, None)
 
-    def _fan_out(self, requests: Sequence[FanOutRequest], progress: str | None) -> Iterator[pa.RecordBatch]:
+    def _fan_out(self, requests: Sequence[Request], progress: str | None) -> Iterator[pa.RecordBatch]:
         """Fetch `requests` concurrently, one window of `max_concurrency` at a time, and yield in order."""
         window = self.client.settings.max_concurrency
         for start in range(0, len(requests), window):
@@ -277,6 +305,17 @@ class ResourceSource:
             for table in tables:
                 if table is not None:
                     yield from table.to_batches()
+
+
+def _keep(batch: pa.RecordBatch, row_filter: Constraint) -> pa.RecordBatch:
+    """The rows of `batch` whose columns hold one of the allowed values of `row_filter`."""
+    if not row_filter or not batch.num_rows:
+        return batch
+    keep = [
+        all(batch.column(name)[row].as_py() in allowed for name, allowed in row_filter.items())
+        for row in range(batch.num_rows)
+    ]
+    return batch.filter(pa.array(keep, pa.bool_()))
 
 
 @functools.cache
@@ -291,28 +330,46 @@ def _quote(name: str) -> str:
 
 
 def attach_catalog(
-    con: duckdb.DuckDBPyConnection, client: Client, *, catalog: str = CATALOG, schema: str = SCHEMA
-) -> ResourceSource | None:
-    """Make `catalog.schema.<resource name>` on `con` scan `client`'s resource; None where DuckDB lacks
-    the source protocol. An attached database named `catalog` is reused, else an in-memory one is
-    attached; the view is replaced on each call."""
+    con: duckdb.DuckDBPyConnection, client: Client, *, catalog: str = CATALOG
+) -> dict[str, ResourceSource]:
+    """Make `catalog.<schema>.<resource>` on `con` scan `client`'s resources (`openai.assistants.runs`,
+    ...); the tables made, by name. Empty where DuckDB lacks the source protocol, or where a database
+    file of the connection is itself called `catalog` (say `openai.duckdb`): the views would be written
+    into that file, so the catalog form is left out with a warning, and the table macros still work.
+
+    An in-memory database named `catalog` is reused, else one is attached; views are replaced on each
+    call."""
     sources = scan_protocol(con)
     if sources is None:
-        return None
-    resource = client.resource
-    table = f"{catalog}.{schema}.{resource.name}"
-    source = _scan_class(sources.ArrowScanSource)(client, sources.nodes, table=table, owner=id(con))
-    hidden = f"__{catalog}_{schema}_{resource.name}_source"
-    con._register_arrow_source(hidden, source)
-    attached = con.execute(
-        "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [catalog]
-    ).fetchone()
-    if not attached or not attached[0]:
+        return {}
+    found = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = ?", [catalog]).fetchall()
+    if found and found[0][0] is not None:
+        warnings.warn(
+            f"the database file {found[0][0]!r} is attached as {catalog!r}, the name of duckdb-openai's "
+            f"catalog; {catalog}.assistants.* are left out so nothing is written into that file. Attach "
+            "it under another name (ATTACH 'openai.duckdb' AS mine) to use them; the table functions "
+            "work as they are",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return {}
+    if not found:
         con.execute(f"ATTACH ':memory:' AS {_quote(catalog)}")
-    qualified = f"{_quote(catalog)}.{_quote(schema)}"
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified}")
-    view = f"{qualified}.{_quote(resource.name)}"
-    con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM temp.main.{_quote(hidden)}")
-    comment = f"{resource.doc} Needs {source.required_form()}.".replace("'", "''")
-    con.execute(f"COMMENT ON VIEW {view} IS '{comment}'")
-    return source
+    made: dict[str, ResourceSource] = {}
+    for resource in RESOURCES:
+        schema = resource.catalog_schema
+        table = f"{catalog}.{schema}.{resource.name}"
+        source = _scan_class(sources.ArrowScanSource)(
+            client, resource, sources.nodes, table=table, owner=id(con)
+        )
+        hidden = f"__{catalog}_{schema}_{resource.name}_source"
+        con._register_arrow_source(hidden, source)
+        qualified = f"{_quote(catalog)}.{_quote(schema)}"
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified}")
+        view = f"{qualified}.{_quote(resource.name)}"
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM temp.main.{_quote(hidden)}")
+        needs = source.required_form()
+        comment = f"{resource.doc}{' Needs ' + needs + '.' if needs else ''}".replace("'", "''")
+        con.execute(f"COMMENT ON VIEW {view} IS '{comment}'")
+        made[table] = source
+    return made

@@ -1,41 +1,56 @@
-"""`register(con)`: the resource as DuckDB table macros over vectorized Python functions.
+"""`register(con)`: every resource as DuckDB table macros over vectorized Python functions.
 
 DuckDB 2.0 has no public Python table-function API, so each table is a TEMP table macro over a
 `type='arrow'` scalar function that returns, per input row, the LIST of that row's objects; the macro
 unnests it into rows and columns. DuckDB hands the function up to 2,048 input rows at a time, which is
-where the concurrency across a LATERAL join comes from::
+where the concurrency across a LATERAL join comes from. For each resource (see `resources.py`)::
 
-    run_steps(thread_id, run_id, sort := 'asc', include_content := false,
-              on_error := NULL, max_concurrency := NULL, progress := NULL)
-    run_step(thread_id, run_id, step_id, include_content := false, on_error := NULL)
+    <name>(keys..., filters := NULL, options := defaults, on_error := NULL, max_concurrency := NULL,
+           progress := NULL)                                  the list, if the API can list it
+    <item_name>(keys..., item_id, item options, on_error := NULL)   one object
+
+e.g. `run_steps(thread_id, run_id, sort := 'asc', include_content := false)`, `runs(thread_id)`,
+`messages(thread_id, run_id := NULL)`, `thread(thread_id)`.
+
+Every argument may differ from row to row of a LATERAL join (each row's `on_error` is its own), except
+`max_concurrency` and `progress`, which govern the whole call and must be the same in every row.
+
+A macro's call with constant arguments still fetches the whole list before the first row: DuckDB
+expands a macro before it plans, so the macro cannot tell a constant argument from a column, and a
+scalar function returns whole lists. The catalog form (`openai.assistants.run_steps WHERE ...`)
+streams, so `LIMIT 5` there makes one request.
 
 The macros hold no secret: the key lives only in the Python function's closure, never in SQL text,
-so `duckdb_functions()`, `duckdb_views()` and EXPLAIN cannot show it.
+so `duckdb_functions()`, `duckdb_views()` and EXPLAIN cannot show it. Function names are unique per
+registration, so any number of connections and cursors of one database may be registered at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import itertools
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import duckdb
 import duckdb.func as duckdb_func
 import pyarrow as pa
 
+from duckdb_openai.config import check_on_error
 from duckdb_openai.errors import ConfigurationError
-from duckdb_openai.resource import Resource
+from duckdb_openai.resource import ENGINE_OPTIONS, Request, Resource
+from duckdb_openai.resources import RESOURCES
 from duckdb_openai.schema import duckdb_type
-from duckdb_openai.session import Client, FanOutRequest
+from duckdb_openai.session import Client
 
 __all__ = ["Registration", "register"]
 
-#: Named parameters the engine adds to every list macro, with their SQL types; NULL means the
-#: registration's setting.
-ENGINE_OPTIONS = (("on_error", "VARCHAR"), ("max_concurrency", "BIGINT"), ("progress", "VARCHAR"))
+_serial = itertools.count(1)
+#: The registration of each connection, so registering again replaces it.
+_registered: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, Registration] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -43,21 +58,16 @@ class Registration:
     """What `register` made: the client (close it to free its thread and sockets) and the SQL names."""
 
     client: Client
-    list_function: str
-    item_function: str
-    macros: tuple[str, ...]
-    source: Any = None
+    #: The Python functions behind the macros (unique to this registration).
+    functions: list[str] = field(default_factory=list)
+    #: The table macros, e.g. run_steps, run_step, runs, ...
+    macros: list[str] = field(default_factory=list)
+    #: The catalog tables (`openai.assistants.runs`, ...) and their sources; empty where DuckDB lacks
+    #: the source protocol.
+    sources: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
         self.client.close()
-
-
-def _function_name(resource: Resource, kind: str) -> str:
-    return f"_duckdb_openai_{resource.name}_{kind}"
-
-
-def _columns(arrays: Sequence[pa.Array | pa.ChunkedArray]) -> list[list[Any]]:
-    return [a.to_pylist() for a in arrays]
 
 
 def _list_array(tables: Sequence[pa.Table | None], list_type: pa.ListType) -> pa.Array:
@@ -80,143 +90,210 @@ def _list_array(tables: Sequence[pa.Table | None], list_type: pa.ListType) -> pa
 
 def _with_arity(function: Callable[..., pa.Array], names: Sequence[str]) -> Callable[..., pa.Array]:
     """`function` with an explicit signature of `names`: DuckDB counts a UDF's parameters from it."""
-    function.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+
+    def call(*arrays: pa.Array) -> pa.Array:
+        return function(*arrays)
+
+    call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(name, inspect.Parameter.POSITIONAL_ONLY) for name in names]
     )
-    return function
+    return call
+
+
+def _one_value(name: str, column: list[Any]) -> Any:
+    """The one value a whole-call setting has in every row; a ConfigurationError when rows differ."""
+    values = set(column)
+    if len(values) > 1:
+        shown = ", ".join(sorted(repr(v) for v in values))
+        raise ConfigurationError(
+            f"{name} governs the whole call and must be the same in every row, not {shown}; "
+            "pass it as a constant"
+        )
+    return column[0] if column else None
+
+
+class _Binder:
+    """The functions and macros of one resource on one connection, derived from its declaration."""
+
+    def __init__(self, resource: Resource, client: Client, owner: int, serial: int) -> None:
+        self.resource = resource
+        self.client = client
+        self.owner = owner
+        self.list_type = pa.list_(pa.struct(list(resource.schema)))
+        self.keys = [k.name for k in resource.keys]
+        self.filters = [f.name for f in resource.filters]
+        self.options = [o.name for o in resource.options]
+        self.item_options = [o.name for o in resource.options if o.on_item]
+        self.list_function = f"_duckdb_openai_{serial}_{resource.name}"
+        self.item_function = f"_duckdb_openai_{serial}_{resource.item_name}"
+
+    # -- what DuckDB calls -------------------------------------------------------------------------------
+
+    def list_rows(self, *arrays: pa.Array) -> pa.Array:
+        columns = [a.to_pylist() for a in arrays]
+        keys_columns = columns[: len(self.keys)]
+        rest = columns[len(self.keys) :]
+        filter_columns, rest = rest[: len(self.filters)], rest[len(self.filters) :]
+        option_columns, (on_error, max_concurrency, progress) = (
+            rest[: len(self.options)],
+            rest[len(self.options) :],
+        )
+        rows = len(columns[0]) if columns else 0
+        requests: list[Request | None] = []
+        for row in range(rows):
+            keys = {name: column[row] for name, column in zip(self.keys, keys_columns, strict=True)}
+            if any(v is None for v in keys.values()):
+                requests.append(None)
+                continue
+            options = {
+                name: column[row]
+                for name, column in zip(
+                    [*self.filters, *self.options], [*filter_columns, *option_columns], strict=True
+                )
+                if column[row] is not None
+            }
+            request = self.resource.bind_list(keys, options)
+            requests.append(_with_on_error(request, on_error[row]))
+        limit = _one_value("max_concurrency", max_concurrency)
+        tables = self.client.fan_out(
+            requests,
+            max_concurrency=int(limit) if limit is not None else None,
+            progress=_one_value("progress", progress),
+            owner=self.owner,
+        )
+        return _list_array(tables, self.list_type)
+
+    def item_rows(self, *arrays: pa.Array) -> pa.Array:
+        columns = [a.to_pylist() for a in arrays]
+        keys_columns = columns[: len(self.keys)]
+        item_column = columns[len(self.keys)]
+        option_columns = columns[len(self.keys) + 1 : -1]
+        on_error = columns[-1]
+        requests: list[Request | None] = []
+        for row in range(len(item_column)):
+            keys = {name: column[row] for name, column in zip(self.keys, keys_columns, strict=True)}
+            item = item_column[row]
+            if item is None or any(v is None for v in keys.values()):
+                requests.append(None)
+                continue
+            options = {
+                name: column[row]
+                for name, column in zip(self.item_options, option_columns, strict=True)
+                if column[row] is not None
+            }
+            request = self.resource.bind_item(keys, item, options)
+            requests.append(_with_on_error(request, on_error[row]))
+        tables = self.client.fan_out(requests, progress="off", owner=self.owner)
+        return _list_array(tables, self.list_type)
+
+    # -- declaring them ----------------------------------------------------------------------------------
+
+    def create(self, con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[str]]:
+        """Create the functions and macros on `con`; their names."""
+        resource = self.resource
+        list_sql_type = duckdb_type(self.list_type)
+        by_name = resource.options_by_name
+        functions: list[str] = []
+        macros: list[str] = []
+        if resource.listable:
+            params = [*self.keys, *self.filters, *self.options, *(n for n, _ in ENGINE_OPTIONS)]
+            types = [
+                *(["VARCHAR"] * (len(self.keys) + len(self.filters))),
+                *(by_name[o].sql_type for o in self.options),
+                *(t for _, t in ENGINE_OPTIONS),
+            ]
+            self._function(con, self.list_function, self.list_rows, params, types, list_sql_type)
+            named = [
+                *(f"{name} := NULL" for name in self.filters),
+                *(f"{name} := {_sql_literal(by_name[name].default)}" for name in self.options),
+                *(f"{name} := NULL" for name, _ in ENGINE_OPTIONS),
+            ]
+            self._macro(con, resource.name, [*self.keys, *named], self.list_function, params)
+            functions.append(self.list_function)
+            macros.append(resource.name)
+        item_key = resource.item_key.name
+        params = [*self.keys, item_key, *self.item_options, "on_error"]
+        types = [
+            *(["VARCHAR"] * (len(self.keys) + 1)),
+            *(by_name[o].sql_type for o in self.item_options),
+            "VARCHAR",
+        ]
+        self._function(con, self.item_function, self.item_rows, params, types, list_sql_type)
+        named = [
+            *(f"{o} := {_sql_literal(by_name[o].default)}" for o in self.item_options),
+            "on_error := NULL",
+        ]
+        self._macro(con, resource.item_name, [*self.keys, item_key, *named], self.item_function, params)
+        functions.append(self.item_function)
+        macros.append(resource.item_name)
+        return functions, macros
+
+    @staticmethod
+    def _function(
+        con: duckdb.DuckDBPyConnection,
+        name: str,
+        function: Callable[..., pa.Array],
+        params: list[str],
+        types: list[str],
+        returns: str,
+    ) -> None:
+        con.create_function(
+            name,
+            _with_arity(function, params),
+            list[Any](types),
+            returns,
+            type=duckdb_func.ARROW,
+            null_handling=duckdb_func.SPECIAL,
+            side_effects=True,
+        )
+
+    @staticmethod
+    def _macro(
+        con: duckdb.DuckDBPyConnection, name: str, signature: list[str], function: str, args: list[str]
+    ) -> None:
+        con.execute(
+            f"CREATE OR REPLACE TEMP MACRO {name}({', '.join(signature)}) AS TABLE "
+            f"SELECT __row.* FROM (SELECT unnest({function}({', '.join(args)})) AS __row)"
+        )
+
+
+def _with_on_error(request: Request, value: object) -> Request:
+    """`request` with a row's own on_error (None keeps the call's)."""
+    return request if value is None else replace(request, on_error=check_on_error(str(value)))
 
 
 def register(con: duckdb.DuckDBPyConnection, *, client: Client | None = None, **kwargs: Any) -> Registration:
-    """Give `con` the table macros `run_steps(...)` and `run_step(...)`, and, where DuckDB's source
-    protocol is available, the table `openai.assistants.run_steps`.
+    """Give `con` a table macro per resource (`run_steps(...)`, `run_step(...)`, `runs(...)`, ...) and,
+    where DuckDB's source protocol is available, the catalog tables `openai.assistants.<resource>`.
 
     Keyword arguments configure the client (see `Client`); `api_key` falls back to OPENAI_API_KEY.
-    Registering again on the same connection replaces the earlier registration.
+    Registering again on the same connection replaces the earlier registration. Cursors and other
+    connections of the same database can be registered too (each needs its own `register`: DuckDB's
+    macros are per connection).
     """
     owned = client is None
     if client is None:
         client = Client(**kwargs)
     elif kwargs:
         raise ConfigurationError("pass either client= or client settings to register(), not both")
-    resource = client.resource
-    owner = id(con)
-    row_type = pa.struct(list(resource.schema))
-    list_type = pa.list_(row_type)
-    list_name = _function_name(resource, "list")
-    item_name = _function_name(resource, "item")
-    option_names = [o.name for o in resource.options]
-
-    def list_rows(*arrays: pa.Array) -> pa.Array:
-        columns = _columns(arrays)
-        n_keys = len(resource.keys)
-        keys_columns = columns[:n_keys]
-        option_columns = columns[n_keys : n_keys + len(option_names)]
-        on_error, max_concurrency, progress = (
-            col[0] if col else None for col in columns[n_keys + len(option_names) :]
-        )
-        requests: list[FanOutRequest] = []
-        for row in range(len(keys_columns[0])):
-            keys = {k.name: keys_columns[i][row] for i, k in enumerate(resource.keys)}
-            if any(v is None for v in keys.values()):
-                requests.append(None)
-                continue
-            options = {
-                name: col[row]
-                for name, col in zip(option_names, option_columns, strict=True)
-                if col[row] is not None
-            }
-            resource.list_path(keys)
-            resource.check_options(options)
-            requests.append((keys, None, options))
-        tables = client.fan_out(
-            requests,
-            on_error=on_error,
-            max_concurrency=int(max_concurrency) if max_concurrency is not None else None,
-            progress=progress,
-            owner=owner,
-        )
-        return _list_array(tables, list_type)
-
-    def item_rows(*arrays: pa.Array) -> pa.Array:
-        columns = _columns(arrays)
-        n_keys = len(resource.keys)
-        keys_columns, item_column = columns[:n_keys], columns[n_keys]
-        option_columns = columns[n_keys + 1 : n_keys + 1 + len(option_names)]
-        on_error = columns[-1][0] if columns[-1] else None
-        requests: list[FanOutRequest] = []
-        for row in range(len(item_column)):
-            keys = {k.name: keys_columns[i][row] for i, k in enumerate(resource.keys)}
-            item = item_column[row]
-            if item is None or any(v is None for v in keys.values()):
-                requests.append(None)
-                continue
-            options = {
-                name: col[row]
-                for name, col in zip(option_names, option_columns, strict=True)
-                if col[row] is not None and name != resource.order_option
-            }
-            resource.item_path(keys, item)
-            resource.check_options(options)
-            requests.append((keys, item, options))
-        tables = client.fan_out(requests, on_error=on_error, progress="off", owner=owner)
-        return _list_array(tables, list_type)
-
-    list_sql_type = duckdb_type(list_type)
-    key_types = ["VARCHAR"] * len(resource.keys)
-    option_types = [o.sql_type for o in resource.options]
-    for name in (list_name, item_name):
-        with contextlib.suppress(duckdb.InvalidInputException, duckdb.CatalogException):
-            con.remove_function(name)
-    list_params = [*(k.name for k in resource.keys), *option_names, *(n for n, _ in ENGINE_OPTIONS)]
-    item_params = [*(k.name for k in resource.keys), resource.item_key.name, *option_names, "on_error"]
-    con.create_function(
-        list_name,
-        _with_arity(list_rows, list_params),
-        [*key_types, *option_types, *(t for _, t in ENGINE_OPTIONS)],
-        list_sql_type,
-        type=duckdb_func.ARROW,
-        null_handling=duckdb_func.SPECIAL,
-        side_effects=True,
-    )
-    item_options = [o for o in resource.options if o.name != resource.order_option]
-    con.create_function(
-        item_name,
-        _with_arity(item_rows, item_params),
-        [*key_types, "VARCHAR", *option_types, "VARCHAR"],
-        list_sql_type,
-        type=duckdb_func.ARROW,
-        null_handling=duckdb_func.SPECIAL,
-        side_effects=True,
-    )
-    key_names = [k.name for k in resource.keys]
-    named = [f"{o.name} := {_sql_literal(o.default)}" for o in resource.options]
-    engine = [f"{name} := NULL" for name, _ in ENGINE_OPTIONS]
-    call_args = ", ".join([*key_names, *option_names, *(n for n, _ in ENGINE_OPTIONS)])
-    con.execute(
-        f"CREATE OR REPLACE TEMP MACRO {resource.name}({', '.join([*key_names, *named, *engine])}) AS TABLE "
-        f"SELECT __row.* FROM (SELECT unnest({list_name}({call_args})) AS __row)"
-    )
-    item_key = resource.item_key.name
-    item_named = [f"{o.name} := {_sql_literal(o.default)}" for o in item_options]
-    item_args = ", ".join(
-        [
-            *key_names,
-            item_key,
-            *(o.name if o in item_options else _sql_literal(o.default) for o in resource.options),
-        ]
-    )
-    con.execute(
-        f"CREATE OR REPLACE TEMP MACRO {resource.item_name}("
-        f"{', '.join([*key_names, item_key, *item_named, 'on_error := NULL'])}) AS TABLE "
-        f"SELECT __row.* FROM (SELECT unnest({item_name}({item_args}, on_error)) AS __row)"
-    )
-    registration = Registration(client, list_name, item_name, (resource.name, resource.item_name))
+    previous = _registered.pop(con, None)
+    if previous is not None:
+        for name in previous.functions:
+            with contextlib.suppress(duckdb.Error):
+                con.remove_function(name)
+    serial = next(_serial)
+    registration = Registration(client)
+    for resource in RESOURCES:
+        functions, macros = _Binder(resource, client, id(con), serial).create(con)
+        registration.functions.extend(functions)
+        registration.macros.extend(macros)
     if owned:
         # The connection owns the client it made: its thread and sockets go when the connection goes.
         weakref.finalize(con, client.close)
     from duckdb_openai.source import attach_catalog
 
-    registration.source = attach_catalog(con, client)
+    registration.sources = attach_catalog(con, client)
+    _registered[con] = registration
     return registration
 
 

@@ -209,22 +209,44 @@ def test_the_key_is_nowhere_in_the_catalog(emu: Any, con: Any) -> None:
 def test_registering_again_replaces_the_view(emu: Any) -> None:
     con, first = connect("http://127.0.0.1:9/v1")
     second = duckdb_openai.register(con, api_key=KEY, base_url=emu.base_url, progress="off")
-    assert second.source is not None and second.source is not first.source
+    assert second.sources[TABLE] is not first.sources[TABLE]
     run = emu.dataset.find_run(step_count=1)
     assert con.execute(f"SELECT count(*) FROM {TABLE} WHERE {where(run)}").fetchone() == (1,)
     first.close()
     second.close()
 
 
-def test_an_attached_catalog_is_reused(emu: Any, tmp_path: Any) -> None:
+def test_an_in_memory_catalog_is_reused(emu: Any) -> None:
     con = duckdb.connect()
-    con.execute(f"ATTACH '{tmp_path / 'mine.duckdb'}' AS openai")
+    con.execute("ATTACH ':memory:' AS openai")
     con.execute("CREATE TABLE openai.main.notes AS SELECT 1 AS x")
     registration = duckdb_openai.register(con, api_key=KEY, base_url=emu.base_url, progress="off")
     run = emu.dataset.find_run(step_count=1)
     assert con.execute(f"SELECT count(*) FROM {TABLE} WHERE {where(run)}").fetchone() == (1,)
     assert con.execute("SELECT x FROM openai.main.notes").fetchone() == (1,)
     registration.close()
+
+
+@pytest.mark.parametrize("how", ["attached", "opened"])
+def test_a_database_file_named_openai_is_never_written(emu: Any, tmp_path: Any, how: str) -> None:
+    path = tmp_path / ("mine.duckdb" if how == "attached" else "openai.duckdb")
+    con = duckdb.connect() if how == "attached" else duckdb.connect(str(path))
+    if how == "attached":
+        con.execute(f"ATTACH '{path}' AS openai")
+    con.execute("CREATE TABLE openai.main.notes AS SELECT 1 AS x")
+    with pytest.warns(RuntimeWarning, match="left out so nothing is written into that file"):
+        registration = duckdb_openai.register(con, api_key=KEY, base_url=emu.base_url, progress="off")
+    assert registration.sources == {}
+    run = emu.dataset.find_run(step_count=1)  # the table functions work as they are
+    assert con.execute("SELECT count(*) FROM run_steps(?, ?)", [run.thread_id, run.run_id]).fetchone() == (1,)
+    registration.close()
+    con.close()
+    reopened = duckdb.connect(str(path))
+    schemas = reopened.execute(
+        "SELECT schema_name FROM duckdb_schemas() WHERE database_name = ?", [path.stem]
+    )
+    assert "assistants" not in {name for (name,) in schemas.fetchall()}
+    assert reopened.execute(f"SELECT x FROM {path.stem}.main.notes").fetchone() == (1,)
 
 
 # -- the predicate logic, with trees built by hand ---------------------------------------------------------
@@ -245,7 +267,7 @@ def eq(name: str, value: str) -> Any:
 @pytest.fixture()
 def bare(emu: Any) -> Any:
     client = duckdb_openai.Client(api_key=KEY, base_url=emu.base_url, progress="off")
-    yield source.ResourceSource(client, nodes, table=TABLE)
+    yield source.ResourceSource(client, duckdb_openai.RUN_STEPS, nodes, table=TABLE)
     client.close()
 
 
@@ -299,7 +321,7 @@ def test_declines_everything_else(bare: Any, predicate: Any) -> None:
 def test_a_key_equal_to_two_values_selects_nothing(emu: Any, bare: Any) -> None:
     conflict = nodes.Binary("AND", eq("run_id", "run_a"), eq("run_id", "run_b"))
     plan = bare.plan([eq("thread_id", "thread_a"), conflict])
-    assert plan.keys == ()
+    assert plan.requests == ()
     reader = duckdb.from_arrow(_Stream(bare.stream([0], [eq("thread_id", "thread_a"), conflict])[0]))
     assert reader.fetchall() == []
     assert emu.stats()["requests"] == 0
@@ -313,11 +335,11 @@ def test_in_lists_make_every_combination(bare: Any) -> None:
             eq("run_id", "run_b"),
         ]
     )
-    assert plan.keys == (
+    assert [r.keys for r in plan.requests] == [
         {"thread_id": "thread_a", "run_id": "run_b"},
         {"thread_id": "thread_b", "run_id": "run_b"},
-    )
-    assert plan.items is None
+    ]
+    assert not plan.items
 
 
 class _Stream:
@@ -346,7 +368,7 @@ def test_scan_protocol_detection(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_register_works_without_the_protocol(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "duckdb._sources", None)
     con, registration = connect(emu.base_url)
-    assert registration.source is None
+    assert registration.sources == {}
     run = emu.dataset.find_run(step_count=1)
     assert con.execute("SELECT count(*) FROM run_steps(?, ?)", [run.thread_id, run.run_id]).fetchone() == (1,)
     assert con.execute(

@@ -266,8 +266,8 @@ def test_closing_the_connection_frees_the_client(emu: Any) -> None:
     duckdb_openai.register(con, api_key=KEY, base_url=emu.base_url, progress="off")
     run = emu.dataset.find_run(step_count=1)
     con.execute("SELECT * FROM run_steps(?, ?)", [run.thread_id, run.run_id]).fetchall()
-    assert any(t.name == "duckdb-openai-run_steps" for t in threading.enumerate())
+    assert any(t.name == "duckdb-openai" for t in threading.enumerate())
     con.close()
     del con
     gc.collect()
-    assert not any(t.name == "duckdb-openai-run_steps" for t in threading.enumerate())
+    assert not any(t.name == "duckdb-openai" for t in threading.enumerate())

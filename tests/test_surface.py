@@ -19,7 +19,8 @@ def test_public_surface_is_pinned() -> None:
         [
             "RUN_STEPS", "RUN_STEPS_SCHEMA", "APIConnectionError", "APIError", "APITimeoutError",
             "AuthenticationError", "BadRequestError", "Client", "ConfigurationError", "DuckDBOpenAIError",
-            "InvalidIdError", "NotFoundError", "PermissionDeniedError", "RateLimitError", "Registration",
+            "FetchError", "InvalidIdError", "NotFoundError", "PermissionDeniedError", "RateLimitError",
+            "Registration",
             "ResponseFormatError", "RunFetchError", "ServerError", "Settings", "__version__",
             "read_run_step", "read_run_steps", "register",
         ]
