@@ -48,6 +48,7 @@ from __future__ import annotations
 import functools
 import importlib
 import itertools
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -353,9 +354,8 @@ def attach_catalog(
             stacklevel=3,
         )
         return {}
-    if not found:
-        con.execute(f"ATTACH ':memory:' AS {_quote(catalog)}")
     made: dict[str, ResourceSource] = {}
+    views: list[tuple[str, str, str, str]] = []
     for resource in RESOURCES:
         schema = resource.catalog_schema
         table = f"{catalog}.{schema}.{resource.name}"
@@ -363,13 +363,53 @@ def attach_catalog(
             client, resource, sources.nodes, table=table, owner=id(con)
         )
         hidden = f"__{catalog}_{schema}_{resource.name}_source"
+        # The hidden source is per connection (temp); the views over it are shared by every connection of
+        # the database and read `temp`, which is each connection's own.
         con._register_arrow_source(hidden, source)
-        qualified = f"{_quote(catalog)}.{_quote(schema)}"
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified}")
-        view = f"{qualified}.{_quote(resource.name)}"
-        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM temp.main.{_quote(hidden)}")
         needs = source.required_form()
-        comment = f"{resource.doc}{' Needs ' + needs + '.' if needs else ''}".replace("'", "''")
-        con.execute(f"COMMENT ON VIEW {view} IS '{comment}'")
+        comment = f"{resource.doc}{' Needs ' + needs + '.' if needs else ''}"
+        views.append((schema, resource.name, f"SELECT * FROM temp.main.{_quote(hidden)}", comment))
         made[table] = source
+    _create_views(con, catalog, views)
     return made
+
+
+#: Registrations of several connections of one database may race to create the shared catalog.
+_CATALOG_ATTEMPTS = 20
+
+
+def _create_views(
+    con: duckdb.DuckDBPyConnection, catalog: str, views: Sequence[tuple[str, str, str, str]]
+) -> None:
+    """Attach the in-memory `catalog` and create each (schema, name, SELECT, comment) view in it, where
+    missing.
+
+    The views are the same for every connection, so one made by another connection's registration is
+    kept; a write-write conflict with a registration running at the same time is retried.
+    """
+    for attempt in range(_CATALOG_ATTEMPTS):
+        try:
+            present = con.execute(
+                "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [catalog]
+            ).fetchone()
+            if not present or not present[0]:
+                con.execute(f"ATTACH ':memory:' AS {_quote(catalog)}")
+            existing = {
+                (schema, name)
+                for schema, name in con.execute(
+                    "SELECT schema_name, view_name FROM duckdb_views() WHERE database_name = ?", [catalog]
+                ).fetchall()
+            }
+            for schema, name, select, comment in views:
+                if (schema, name) in existing:
+                    continue
+                qualified = f"{_quote(catalog)}.{_quote(schema)}"
+                view = f"{qualified}.{_quote(name)}"
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified}")
+                con.execute(f"CREATE OR REPLACE VIEW {view} AS {select}")
+                con.execute(f"COMMENT ON VIEW {view} IS '{comment.replace(chr(39), chr(39) * 2)}'")
+            return
+        except (duckdb.TransactionException, duckdb.BinderException, duckdb.CatalogException):
+            if attempt == _CATALOG_ATTEMPTS - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))
