@@ -37,6 +37,10 @@ class Client:
     """A configured client: one background loop thread, one connection pool and one rate budget for
     every resource it reads, so `max_concurrency` bounds the whole client.
 
+    The thread and the pool start on first use and stop after `IDLE_CLOSE_S` seconds without a call (or
+    at `close()`), and start again when needed: a client whose connection was closed, but which is
+    still referenced, holds no thread or socket for long.
+
     Keyword arguments are those of `Settings.resolve` (api_key, base_url, organization, project,
     api_version, timeout, max_retries, max_concurrency, requests_per_second, http2, on_error, progress,
     allow_insecure_http)."""
@@ -47,12 +51,44 @@ class Client:
         self._loop: LoopThread | None = None
         self._api: ApiClient | None = None
         self._fetchers: dict[str, Fetcher] = {}
+        #: Calls in progress, and the timer that frees the thread and sockets after IDLE_CLOSE_S without.
+        self._busy = 0
+        self._idle_timer: threading.Timer | None = None
         install_hooks()
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.settings.base_url!r})"
 
     # -- lifecycle -------------------------------------------------------------------------------------
+
+    #: Seconds without a call after which the thread and connection pool are freed.
+    IDLE_CLOSE_S = 30.0
+
+    @contextlib.contextmanager
+    def _using(self, resource: Resource) -> Iterator[tuple[LoopThread, Fetcher]]:
+        """The loop and the resource's fetcher, kept from idling out while the block runs."""
+        with self._lock:
+            self._busy += 1
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
+        try:
+            yield self._ensure(resource)
+        finally:
+            with self._lock:
+                self._busy -= 1
+                if self._busy == 0 and self._loop is not None:
+                    timer = threading.Timer(self.IDLE_CLOSE_S, self._close_if_idle)
+                    timer.daemon = True
+                    timer.start()
+                    self._idle_timer = timer
+
+    def _close_if_idle(self) -> None:
+        with self._lock:
+            if self._busy or self._idle_timer is None:
+                return
+            self._idle_timer = None
+        self.close()
 
     def _ensure(self, resource: Resource) -> tuple[LoopThread, Fetcher]:
         with self._lock:
@@ -86,6 +122,9 @@ class Client:
         with self._lock:
             loop, api = self._loop, self._api
             self._loop, self._api, self._fetchers = None, None, {}
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
         if loop is not None and loop.alive:
             if api is not None:
                 with contextlib.suppress(Exception):
@@ -106,24 +145,23 @@ class Client:
         return pa.RecordBatchReader.from_batches(request.resource.schema, self._stream(request))
 
     def _stream(self, request: Request) -> Iterator[pa.RecordBatch]:
-        loop, fetcher = self._ensure(request.resource)
-        agen = fetcher.pages(request, both_ends=self.settings.both_ends)
-        try:
-            with CancelScope(None) as scope:
-                while True:
-                    try:
-                        yield loop.run(_next(agen), scope)
-                    except StopAsyncIteration:
-                        return
-        finally:
-            if loop.alive:
-                with contextlib.suppress(Exception):
-                    loop.run(agen.aclose())
+        with self._using(request.resource) as (loop, fetcher):
+            agen = fetcher.pages(request, both_ends=self.settings.both_ends)
+            try:
+                with CancelScope(None) as scope:
+                    while True:
+                        try:
+                            yield loop.run(_next(agen), scope)
+                        except StopAsyncIteration:
+                            return
+            finally:
+                if loop.alive:
+                    with contextlib.suppress(Exception):
+                        loop.run(agen.aclose())
 
     def read_item(self, request: Request) -> pa.Table:
         """The one object of the item `request` (see `Resource.bind_item`) as a one-row table."""
-        loop, fetcher = self._ensure(request.resource)
-        with CancelScope(None) as scope:
+        with self._using(request.resource) as (loop, fetcher), CancelScope(None) as scope:
             return loop.run(fetcher.item(request), scope)
 
     # -- the DuckDB fan-out ----------------------------------------------------------------------------
@@ -158,8 +196,11 @@ class Client:
         resource = present[0].resource
         if any(r.resource is not resource for r in present):
             raise ValueError("fan_out takes requests of one resource")
-        loop, fetcher = self._ensure(resource)
-        with FanOutProgress(len(present), fetcher.client.stats, mode) as bar, CancelScope(owner) as scope:
+        with (
+            self._using(resource) as (loop, fetcher),
+            FanOutProgress(len(present), fetcher.client.stats, mode) as bar,
+            CancelScope(owner) as scope,
+        ):
 
             def done(table: pa.Table | None) -> None:
                 bar.advance(0 if table is None else table.num_rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+import time
 import warnings
 from dataclasses import replace
 from typing import Any
@@ -178,3 +179,28 @@ def test_a_request_is_bound_once_and_names_what_it_asked_for() -> None:
         RUN_STEPS.bind_item({"thread_id": "thread_a", "run_id": "run_b"}, "step_c", {"sort": "asc"})
     assert replace(request, on_error="skip").on_error == "skip"
     assert isinstance(RUN_STEPS.schema, pa.Schema)
+
+
+def _loop_threads() -> int:
+    return sum(t.name == "duckdb-openai" and t.is_alive() for t in threading.enumerate())
+
+
+def test_a_closed_but_referenced_connection_frees_its_thread_when_idle(
+    emu: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(duckdb_openai.Client, "IDLE_CLOSE_S", 0.2)
+    run = emu.dataset.find_run(step_count=1)
+    before = _loop_threads()
+    con = duckdb.connect()
+    registration = duckdb_openai.register(con, **settings(emu))
+    assert count(con, run) == 1
+    assert _loop_threads() == before + 1
+    con.close()  # `con` and `registration` stay referenced: no finalizer runs
+    deadline = time.monotonic() + 10
+    while _loop_threads() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _loop_threads() == before
+    # A client that idled out starts again when used.
+    reader = duckdb_openai.read_run_steps(run.thread_id, run.run_id, client=registration.client)
+    assert reader.read_all().num_rows == 1
+    registration.close()
