@@ -60,8 +60,12 @@ def test_every_field_is_documented() -> None:
 def test_readme_column_reference_is_generated() -> None:
     from pathlib import Path
 
-    from duckdb_openai.docs import BEGIN, END, column_table
+    from duckdb_openai.docs import BEGIN, END, reference
+    from duckdb_openai.resources import RESOURCES
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    between = readme.split(BEGIN, 1)[1].split(END, 1)[0]
-    assert between.strip() == column_table().strip(), "run: python -m duckdb_openai.docs"
+    start = readme.index(BEGIN)
+    generated = readme[start : readme.index(END) + len(END)]
+    assert generated == reference(), "run: python -m duckdb_openai.docs --write README.md"
+    for resource in RESOURCES:
+        assert f"### {resource.name}\n" in generated
