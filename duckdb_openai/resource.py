@@ -152,15 +152,53 @@ class Key:
 
 @dataclass(frozen=True)
 class Filter:
-    """An optional id-valued filter of a list: a named parameter of the list function, a query parameter
-    of the API, and a column of the table (so the catalog form pushes `column = '..'` down to the API).
+    """An optional filter of a list: a named parameter of the list function, a query parameter of the
+    API, and (for `id` and `text` filters) a column of the table, so the catalog form pushes
+    `column = '..'` down to the API.
 
-    Messages have one: `messages(thread_id, run_id := 'run_..')` sends `run_id=run_..`.
+    - `id`: an id, checked like a key: messages' `messages(thread_id, run_id := 'run_..')` sends
+      `run_id=run_..`;
+    - `text`: any short text without control characters (a model name);
+    - `map`: a MAP(VARCHAR, VARCHAR) of key/value pairs, sent as `param[key]=value` (metadata).
     """
 
     name: str
     param: str
     example: str
+    kind: Literal["id", "text", "map"] = "id"
+
+    @property
+    def sql_type(self) -> str:
+        return "MAP(VARCHAR, VARCHAR)" if self.kind == "map" else "VARCHAR"
+
+    @property
+    def is_column(self) -> bool:
+        return self.kind != "map"
+
+    def encode(self, value: object) -> list[tuple[str, str]]:
+        """The query parameters for `value`; ConfigurationError naming the filter and the fix."""
+        if self.kind == "id":
+            return [(self.param, check_id(Key(self.name, self.example), value))]
+        if self.kind == "text":
+            if not isinstance(value, str) or not value or len(value) > 256 or not value.isprintable():
+                raise ConfigurationError(
+                    f"invalid {self.name} {value!r}: pass a non-empty text of printable characters, such "
+                    f"as {self.example!r}"
+                )
+            return [(self.param, value)]
+        pairs = value.items() if isinstance(value, Mapping) else value
+        try:
+            items = [(str(k), str(v)) for k, v in pairs]  # type: ignore[attr-defined]
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"invalid {self.name} {value!r}: pass key/value pairs, such as {self.example}"
+            ) from None
+        for k, v in items:
+            if not k or not k.isprintable() or not v.isprintable():
+                raise ConfigurationError(
+                    f"invalid {self.name} entry {k!r}: keys and values must be printable"
+                )
+        return [(f"{self.param}[{k}]", v) for k, v in items]
 
 
 @dataclass(frozen=True)
@@ -290,7 +328,8 @@ class Resource:
             raise TypeError(f"resource {self.name!r} is declared wrong: {problem}")
 
         names = self.schema.names
-        for column in [*(k.name for k in self.keys), *(f.name for f in self.filters), self.item_column]:
+        columns = [*(k.name for k in self.keys), *(f.name for f in self.filters if f.is_column)]
+        for column in [*columns, self.item_column]:
             if column not in names:
                 fail(f"{column!r} is not a column of its schema")
             if not pa.types.is_string(self.schema.field(column).type):
@@ -355,7 +394,7 @@ class Resource:
         for f in self.filters:
             value = filter_values[f.name]
             if value is not None:
-                params.append((f.param, check_id(Key(f.name, f.example), value)))
+                params.extend(f.encode(value))
         for option in self.options:
             if option.name != self.order_option:
                 params.extend(option.encode(checked[option.name]))

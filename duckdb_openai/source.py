@@ -158,7 +158,7 @@ class ResourceSource:
         schema = resource.schema
         columns = [
             *(k.name for k in resource.keys),
-            *(f.name for f in resource.filters),
+            *(f.name for f in resource.filters if f.is_column),
             resource.item_column,
         ]
         # Only string columns: the source compares ids as the engine compares VARCHARs, byte for byte.

@@ -198,7 +198,8 @@ class _Binder:
         if resource.listable:
             params = [*self.keys, *self.filters, *self.options, *(n for n, _ in ENGINE_OPTIONS)]
             types = [
-                *(["VARCHAR"] * (len(self.keys) + len(self.filters))),
+                *(["VARCHAR"] * len(self.keys)),
+                *(f.sql_type for f in resource.filters),
                 *(by_name[o].sql_type for o in self.options),
                 *(t for _, t in ENGINE_OPTIONS),
             ]
