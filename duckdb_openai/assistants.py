@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from duckdb_openai.resource import Key, Resource, sort_option
 from duckdb_openai.schema import field, json_field, struct
 
-__all__ = ["ASSISTANTS_SCHEMA", "RANKERS", "TOOL", "TOOLS", "TOOL_RESOURCES", "TOOL_TYPES"]
+__all__ = ["ASSISTANTS", "ASSISTANTS_SCHEMA", "RANKERS", "TOOL", "TOOLS", "TOOL_RESOURCES", "TOOL_TYPES"]
 
 #: The kinds of tool an assistant (and so a run) can have.
 TOOL_TYPES = ("code_interpreter", "file_search", "function")
@@ -91,4 +92,17 @@ ASSISTANTS_SCHEMA: pa.Schema = pa.schema(
             'Output format, JSON text: \'"auto"\' or an object such as \'{"type":"json_object"}\'.',
         ),
     ]
+)
+
+
+ASSISTANTS = Resource(
+    name="assistants",
+    item_name="assistant",
+    path="assistants",
+    keys=(),
+    item_key=Key("assistant_id", "asst_abc123"),
+    item_path_template="assistants/{assistant_id}",
+    schema=ASSISTANTS_SCHEMA,
+    options=(sort_option("assistants"),),
+    doc="Assistants of the organization or project: GET /assistants",
 )

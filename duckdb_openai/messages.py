@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from duckdb_openai.resource import Filter, Key, Resource, sort_option
 from duckdb_openai.schema import field, struct
 
 __all__ = [
     "ANNOTATION_TYPES",
     "CONTENT_TYPES",
     "IMAGE_DETAILS",
+    "MESSAGES",
     "MESSAGES_SCHEMA",
     "MESSAGE_INCOMPLETE_REASONS",
     "MESSAGE_STATUSES",
@@ -114,4 +116,18 @@ MESSAGES_SCHEMA: pa.Schema = pa.schema(
         field("attachments", pa.list_(_ATTACHMENT), "Files attached to the message, with their tools."),
         field("metadata", pa.map_(_S, _S), "Up to 16 key-value pairs attached to the message."),
     ]
+)
+
+
+MESSAGES = Resource(
+    name="messages",
+    item_name="message",
+    path="threads/{thread_id}/messages",
+    keys=(Key("thread_id", "thread_abc123"),),
+    item_key=Key("message_id", "msg_abc123"),
+    item_path_template="threads/{thread_id}/messages/{message_id}",
+    schema=MESSAGES_SCHEMA,
+    options=(sort_option("messages"),),
+    filters=(Filter("run_id", "run_id", "run_abc123"),),
+    doc="Messages of an Assistants thread: GET /threads/{thread_id}/messages (optionally of one run)",
 )

@@ -7,12 +7,16 @@ reference all derive from this tuple.
 
 from __future__ import annotations
 
+from duckdb_openai.assistants import ASSISTANTS
+from duckdb_openai.messages import MESSAGES
 from duckdb_openai.resource import Resource
 from duckdb_openai.run_steps import RUN_STEPS
+from duckdb_openai.runs import RUNS
+from duckdb_openai.threads import THREADS
 
 __all__ = ["RESOURCES", "resource"]
 
-RESOURCES: tuple[Resource, ...] = (RUN_STEPS,)
+RESOURCES: tuple[Resource, ...] = (RUN_STEPS, RUNS, MESSAGES, ASSISTANTS, THREADS)
 
 _BY_NAME = {r.name: r for r in RESOURCES} | {r.item_name: r for r in RESOURCES}
 

@@ -24,11 +24,13 @@ from __future__ import annotations
 import pyarrow as pa
 
 from duckdb_openai.assistants import TOOLS
+from duckdb_openai.resource import Key, Resource, sort_option
 from duckdb_openai.schema import field, json_field, struct
 
 __all__ = [
     "LAST_ERROR",
     "LAST_ERROR_CODES",
+    "RUNS",
     "RUNS_SCHEMA",
     "RUN_INCOMPLETE_REASONS",
     "RUN_STATUSES",
@@ -133,4 +135,17 @@ RUNS_SCHEMA: pa.Schema = pa.schema(
         field("parallel_tool_calls", pa.bool_(), "Whether the model could call tools in parallel."),
         json_field("response_format", "Output format, JSON text: '\"auto\"' or an object."),
     ]
+)
+
+
+RUNS = Resource(
+    name="runs",
+    item_name="run",
+    path="threads/{thread_id}/runs",
+    keys=(Key("thread_id", "thread_abc123"),),
+    item_key=Key("run_id", "run_abc123"),
+    item_path_template="threads/{thread_id}/runs/{run_id}",
+    schema=RUNS_SCHEMA,
+    options=(sort_option("runs"),),
+    doc="Runs of an Assistants thread: GET /threads/{thread_id}/runs",
 )

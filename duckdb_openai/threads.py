@@ -15,9 +15,10 @@ from __future__ import annotations
 import pyarrow as pa
 
 from duckdb_openai.assistants import TOOL_RESOURCES
+from duckdb_openai.resource import Key, Resource
 from duckdb_openai.schema import field
 
-__all__ = ["THREADS_SCHEMA"]
+__all__ = ["THREADS", "THREADS_SCHEMA"]
 
 _S = pa.string()
 
@@ -29,4 +30,16 @@ THREADS_SCHEMA: pa.Schema = pa.schema(
         field("tool_resources", TOOL_RESOURCES, "Files and vector stores the thread's tools can use."),
         field("metadata", pa.map_(_S, _S), "Up to 16 key-value pairs attached to the thread."),
     ]
+)
+
+
+THREADS = Resource(
+    name="threads",
+    item_name="thread",
+    path=None,
+    keys=(),
+    item_key=Key("thread_id", "thread_abc123"),
+    item_path_template="threads/{thread_id}",
+    schema=THREADS_SCHEMA,
+    doc="An Assistants thread: GET /threads/{thread_id} (the API cannot list threads)",
 )
