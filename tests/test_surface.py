@@ -17,12 +17,14 @@ SEED_COLUMNS = [
 def test_public_surface_is_pinned() -> None:
     assert sorted(duckdb_openai.__all__) == sorted(
         [
-            "RUN_STEPS", "RUN_STEPS_SCHEMA", "APIConnectionError", "APIError", "APITimeoutError",
-            "AuthenticationError", "BadRequestError", "Client", "ConfigurationError", "DuckDBOpenAIError",
-            "FetchError", "InvalidIdError", "NotFoundError", "PermissionDeniedError", "RateLimitError",
-            "Registration",
+            "ASSISTANTS", "ASSISTANTS_SCHEMA", "MESSAGES", "MESSAGES_SCHEMA", "RESOURCES", "RUNS",
+            "RUNS_SCHEMA", "RUN_STEPS", "RUN_STEPS_SCHEMA", "THREADS", "THREADS_SCHEMA",
+            "APIConnectionError", "APIError", "APITimeoutError", "AuthenticationError", "BadRequestError",
+            "Client", "ConfigurationError", "DuckDBOpenAIError", "FetchError", "InvalidIdError",
+            "NotFoundError", "PermissionDeniedError", "RateLimitError", "Registration", "Resource",
             "ResponseFormatError", "RunFetchError", "ServerError", "Settings", "__version__",
-            "read_run_step", "read_run_steps", "register",
+            "read_assistant", "read_assistants", "read_message", "read_messages", "read_run",
+            "read_run_step", "read_run_steps", "read_runs", "read_thread", "register",
         ]
     )  # fmt: skip
     for name in duckdb_openai.__all__:
