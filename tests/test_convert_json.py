@@ -159,3 +159,41 @@ def test_schemas_without_json_text_keep_the_fast_path(monkeypatch: pytest.Monkey
         '"auto"'
     ]
     assert len(calls) == 1
+
+
+def test_kinds_the_family_schemas_do_not_know_keep_their_type() -> None:
+    """What the module docstrings promise: unknown kinds keep `type`, added keys are dropped, no error."""
+    run = {
+        "id": "run_a",
+        "tools": [{"type": "web_search", "web_search": {"size": "low"}}, {"type": "code_interpreter"}],
+        "tool_choice": {"type": "web_search", "new": [1]},
+        "added_later": {"x": 1},
+    }
+    row = PageDecoder(RUNS_SCHEMA).decode_page(body([run])).batch.to_pylist()[0]
+    assert row["tools"] == [
+        {"type": "web_search", "file_search": None, "function": None},
+        {"type": "code_interpreter", "file_search": None, "function": None},
+    ]
+    assert row["tool_choice"] == '{"type":"web_search","new":[1]}'
+    assert "added_later" not in row
+    annotation = {"type": "url_citation", "text": "[1]", "start_index": 3, "end_index": 6, "url": "https://x"}
+    message = {
+        "id": "msg_a",
+        "content": [
+            {"type": "audio", "audio": {"file_id": "file-a"}},
+            {"type": "text", "text": {"value": "abc[1]", "annotations": [annotation]}},
+        ],
+    }
+    row = PageDecoder(MESSAGES_SCHEMA).decode_page(body([message])).batch.to_pylist()[0]
+    unknown, text_part = row["content"]
+    assert unknown["type"] == "audio" and [k for k, v in unknown.items() if v is not None] == ["type"]
+    assert text_part["text"]["annotations"] == [
+        {
+            "type": "url_citation",
+            "text": "[1]",
+            "file_citation": None,
+            "start_index": 3,
+            "end_index": 6,
+            "file_path": None,
+        }
+    ]

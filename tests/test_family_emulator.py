@@ -88,7 +88,8 @@ def test_runs_list_and_retrieve_every_run(client: openai.OpenAI, emulator: Emula
         assert [as_json(run) for run in runs] == family.runs(thread_id)
         pages += max(1, math.ceil(len(runs) / 3))
         for run in runs:
-            assert client.beta.threads.runs.retrieve(run.id, thread_id=thread_id) == run
+            retrieved = client.beta.threads.runs.retrieve(run.id, thread_id=thread_id)
+            assert retrieved == run and as_json(retrieved) == family.run(thread_id, run.id)
     assert sum(len(family.runs(t)) for t in emulator.dataset.thread_ids) == len(emulator.dataset.runs)
     assert buckets(emulator) == {"runs.list": pages, "runs.retrieve": len(emulator.dataset.runs)}
 
@@ -103,7 +104,8 @@ def test_messages_list_filter_and_retrieve(client: openai.OpenAI, emulator: Emul
             created = client.beta.threads.messages.list(thread_id, run_id=run.run_id, limit=100)  # desc
             assert [as_json(message) for message in created] == family.messages(thread_id, run.run_id)[::-1]
         for message in messages[:2] + messages[-2:]:
-            assert client.beta.threads.messages.retrieve(message.id, thread_id=thread_id) == message
+            retrieved = client.beta.threads.messages.retrieve(message.id, thread_id=thread_id)
+            assert retrieved == message and as_json(retrieved) == family.message(thread_id, message.id)
     assert total > 4_000
 
 
@@ -112,7 +114,8 @@ def test_assistants_and_threads(client: openai.OpenAI, emulator: Emulator, famil
     assert [as_json(a) for a in assistants] == family.assistants()[::-1]
     assert sorted(a.id for a in assistants) == sorted(emulator.dataset.assistant_ids)
     for assistant in assistants:
-        assert client.beta.assistants.retrieve(assistant.id) == assistant
+        retrieved = client.beta.assistants.retrieve(assistant.id)
+        assert retrieved == assistant and as_json(retrieved) == family.assistant(assistant.id)
     for thread_id in emulator.dataset.thread_ids:
         assert as_json(client.beta.threads.retrieve(thread_id)) == family.thread(thread_id)
     assert buckets(emulator) == {

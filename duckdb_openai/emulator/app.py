@@ -380,11 +380,10 @@ class EmulatorApp:
             return _error_response(found)
         thread_id = request.path_params["thread_id"]
         run_id = request.query_params.get("run_id")
-        if run_id is None:
-            return _list_response(request, found.messages, checked, "message", f"in thread '{thread_id}'")
-        listing = found.messages_by_run.get(run_id, _EMPTY)
-        where = f"among the messages of run '{run_id}' in thread '{thread_id}'"
-        return _list_response(request, listing, checked, "message", where)
+        where = f"in thread '{thread_id}'"
+        if run_id is not None:
+            where = f"among the messages of run '{run_id}' {where}"
+        return _list_response(request, found.messages_of(run_id), checked, "message", where)
 
     async def _retrieve_message(self, request: Request) -> Response:
         early = _check_method_and_beta(request)
@@ -497,9 +496,6 @@ def _parse_include(params: QueryParams) -> tuple[bool, ApiError | None]:
         if value != INCLUDE_FILE_SEARCH_CONTENT:
             return False, errors.bad_include(value, index, INCLUDE_FILE_SEARCH_CONTENT)
     return bool(values), None
-
-
-_EMPTY = Listing((), {}, ())
 
 
 def _check_list_request(request: Request) -> tuple[int, Order] | ApiError:

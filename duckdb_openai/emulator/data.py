@@ -8,6 +8,8 @@ the same run always comes out the same, in any process and in any order of acces
 
 Steps are kept as the exact JSON bytes the API sends (one string per step, with and
 without file-search result ``content``), so serving a page is a join of byte strings.
+The rest of the family (assistants, threads, run objects, messages) is derived from these
+runs and steps in :mod:`.family`, which changes none of them.
 
     >>> ds = Dataset(seed=7)
     >>> run = ds.find_run(step_count=101)

@@ -206,6 +206,12 @@ class ThreadData:
     def size(self) -> int:
         return len(self.runs.ids) + len(self.messages.ids)
 
+    def messages_of(self, run_id: str | None) -> Listing:
+        """All messages, or those ``run_id`` created (none if it created none, or is no run)."""
+        if run_id is None:
+            return self.messages
+        return self.messages_by_run.get(run_id, _NO_MESSAGES)
+
 
 _NO_MESSAGES = Listing((), {}, ())
 
@@ -321,15 +327,9 @@ class Family:
         listing = self.thread_data(thread_id).runs
         return json.loads(listing.bodies[listing.positions[run_id]])  # type: ignore[no-any-return]
 
-    def message_listing(self, thread_id: str, run_id: str | None = None) -> Listing:
-        data = self.thread_data(thread_id)
-        if run_id is None:
-            return data.messages
-        return data.messages_by_run.get(run_id, _NO_MESSAGES)
-
     def messages(self, thread_id: str, run_id: str | None = None) -> list[dict[str, Any]]:
         """The thread's messages (only those of ``run_id``, if given), ascending, as the API sends them."""
-        return [json.loads(body) for body in self.message_listing(thread_id, run_id).bodies]
+        return [json.loads(body) for body in self.thread_data(thread_id).messages_of(run_id).bodies]
 
     def message(self, thread_id: str, message_id: str) -> dict[str, Any]:
         listing = self.thread_data(thread_id).messages

@@ -1,11 +1,12 @@
-"""Cursor pagination over a run's steps, as one pure function.
+"""Cursor pagination over a list (a run's steps, a thread's runs or messages, the assistants), as one
+pure function.
 
-Steps are stored ascending (position 0 is the first step). A request views them in its
+Objects are stored ascending (position 0 is the first created). A request views them in its
 ``order``; ``after=X`` keeps what comes after X in that view, ``before=Y`` what comes
 before Y (both exclusive, both may be given). Without ``before`` the page is the first
-``limit`` steps of that window; with ``before`` it is the ``limit`` steps nearest to Y,
+``limit`` objects of that window; with ``before`` it is the ``limit`` objects nearest to Y,
 still listed in the requested order. ``has_more`` is true iff the window holds more
-steps beyond the page, in the direction of paging.
+objects beyond the page, in the direction of paging.
 
     >>> select_page(5, order="desc", limit=2, after=None, before=None)
     Page(indices=[4, 3], has_more=True)
@@ -27,14 +28,14 @@ Order = Literal["asc", "desc"]
 
 @dataclass(frozen=True)
 class Page:
-    """Storage positions of the page's steps, in response order, and ``has_more``."""
+    """Storage positions of the page's objects, in response order, and ``has_more``."""
 
     indices: list[int]
     has_more: bool
 
 
 def select_page(count: int, *, order: Order, limit: int, after: int | None, before: int | None) -> Page:
-    """Pick the page; ``after``/``before`` are storage positions of the cursor steps."""
+    """Pick the page; ``after``/``before`` are storage positions of the cursor objects."""
 
     def view(position: int) -> int:  # storage position -> position in the requested order
         return position if order == "asc" else count - 1 - position
