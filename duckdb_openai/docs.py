@@ -31,7 +31,9 @@ def column_table(schema: pa.Schema) -> str:
 
 
 def _heading(resource: Resource) -> str:
-    forms = [f"`{resource.item_name}(...)`", f"`openai.{resource.catalog_schema}.{resource.name}`"]
+    forms = [f"`openai.{resource.catalog_schema}.{resource.catalog_table}`"]
+    if resource.retrievable:
+        forms.insert(0, f"`{resource.item_name}(...)`")
     if resource.listable:
         forms.insert(0, f"`{resource.name}(...)`")
     return f"### {resource.name}\n\n{resource.doc}. Forms: {', '.join(forms)}."

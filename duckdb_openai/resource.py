@@ -289,7 +289,8 @@ class Resource:
 
     `keys` are the parent ids both endpoints need (thread_id and run_id for run steps; none for
     assistants); `item_key` is the id of one object on the item endpoint. A resource the API cannot list
-    (threads) has `path=None` and only its item form.
+    (threads) has `path=None` and only its item form; one it cannot retrieve one by one (a response's
+    input items) has `item_path_template=None` and only its list form.
     """
 
     name: str
@@ -297,9 +298,9 @@ class Resource:
     #: Path template of the list endpoint, relative to the base URL; None if the API cannot list it.
     path: str | None
     keys: tuple[Key, ...]
-    #: The key of one object on the item endpoint, and its path template.
+    #: The key of one object on the item endpoint, and its path template (None: no item endpoint).
     item_key: Key
-    item_path_template: str
+    item_path_template: str | None
     schema: pa.Schema
     options: tuple[Option, ...] = ()
     filters: tuple[Filter, ...] = ()
@@ -309,13 +310,16 @@ class Resource:
     order_option: str = "sort"
     #: The largest page the API serves.
     page_limit: int = 100
-    #: The catalog schema of the StackQL form (`openai.<catalog_schema>.<name>`).
+    #: The StackQL form's table: `openai.<catalog_schema>.<catalog_table>` (the table defaults to `name`).
     catalog_schema: str = "assistants"
+    catalog_table: str = ""
     doc: str = ""
     options_by_name: Mapping[str, Option] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options_by_name", {o.name: o for o in self.options})
+        if not self.catalog_table:
+            object.__setattr__(self, "catalog_table", self.name)
         self._check()
 
     def __hash__(self) -> int:
@@ -337,7 +341,12 @@ class Resource:
         key_names = [k.name for k in self.keys]
         if self.path is not None and _placeholders(self.path) != key_names:
             fail(f"its list path {self.path!r} must use exactly the keys {key_names}")
-        if _placeholders(self.item_path_template) != [*key_names, self.item_key.name]:
+        if self.path is None and self.item_path_template is None:
+            fail("it has neither a list nor an item endpoint")
+        if self.item_path_template is not None and _placeholders(self.item_path_template) != [
+            *key_names,
+            self.item_key.name,
+        ]:
             fail(f"its item path must use the keys then {self.item_key.name!r}")
         parameters = [
             *key_names,
@@ -360,6 +369,10 @@ class Resource:
     @property
     def listable(self) -> bool:
         return self.path is not None
+
+    @property
+    def retrievable(self) -> bool:
+        return self.item_path_template is not None
 
     def _key_values(self, keys: Mapping[str, object]) -> dict[str, str]:
         return {k.name: check_id(k, keys.get(k.name)) for k in self.keys}
@@ -406,6 +419,11 @@ class Resource:
         self, keys: Mapping[str, object], item_id: object, options: Mapping[str, object] | None = None
     ) -> Request:
         """The item request for these keys, item id and options."""
+        if self.item_path_template is None:
+            raise ConfigurationError(
+                f"the API cannot retrieve one of {self.name} by id: read {self.name}("
+                f"{', '.join(k.name for k in self.keys)}) and filter it"
+            )
         values = self._key_values(keys)
         item = check_id(self.item_key, item_id)
         checked = self.check_options(options or {}, item=True)

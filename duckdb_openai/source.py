@@ -159,7 +159,7 @@ class ResourceSource:
         columns = [
             *(k.name for k in resource.keys),
             *(f.name for f in resource.filters if f.is_column),
-            resource.item_column,
+            *([resource.item_column] if resource.retrievable else []),
         ]
         # Only string columns: the source compares ids as the engine compares VARCHARs, byte for byte.
         self._filterable = frozenset(c for c in columns if pa.types.is_string(schema.field(c).type))
@@ -358,17 +358,17 @@ def attach_catalog(
     views: list[tuple[str, str, str, str]] = []
     for resource in RESOURCES:
         schema = resource.catalog_schema
-        table = f"{catalog}.{schema}.{resource.name}"
+        table = f"{catalog}.{schema}.{resource.catalog_table}"
         source = _scan_class(sources.ArrowScanSource)(
             client, resource, sources.nodes, table=table, owner=id(con)
         )
-        hidden = f"__{catalog}_{schema}_{resource.name}_source"
+        hidden = f"__{catalog}_{schema}_{resource.catalog_table}_source"
         # The hidden source is per connection (temp); the views over it are shared by every connection of
         # the database and read `temp`, which is each connection's own.
         con._register_arrow_source(hidden, source)
         needs = source.required_form()
         comment = f"{resource.doc}{' Needs ' + needs + '.' if needs else ''}"
-        views.append((schema, resource.name, f"SELECT * FROM temp.main.{_quote(hidden)}", comment))
+        views.append((schema, resource.catalog_table, f"SELECT * FROM temp.main.{_quote(hidden)}", comment))
         made[table] = source
     _create_views(con, catalog, views)
     return made

@@ -212,6 +212,8 @@ class _Binder:
             self._macro(con, resource.name, [*self.keys, *named], self.list_function, params)
             functions.append(self.list_function)
             macros.append(resource.name)
+        if not resource.retrievable:
+            return functions, macros
         item_key = resource.item_key.name
         params = [*self.keys, item_key, *self.item_options, "on_error"]
         types = [
