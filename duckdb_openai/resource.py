@@ -23,10 +23,11 @@ import re
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import quote
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from duckdb_openai.errors import ConfigurationError, InvalidIdError
 
@@ -140,6 +141,7 @@ SQL_RESERVED = frozenset(
 
 OptionValue = str | bool | int
 Order = Literal["asc", "desc"]
+_Rows = TypeVar("_Rows", pa.RecordBatch, pa.Table)
 
 
 @dataclass(frozen=True)
@@ -276,6 +278,21 @@ class Request:
     def name(self) -> str:
         """The SQL name of what was asked for: the list (`runs`) or the item (`run`)."""
         return self.resource.item_name if self.is_item else self.resource.name
+
+    def with_keys(self, rows: _Rows) -> _Rows:
+        """`rows` with NULLs in each key column replaced by this request's key.
+
+        Some lists' objects do not carry their parent's id (a response's input items have no
+        `response_id`): the key column is then filled from the request, so every row says whose it is
+        and the catalog's `response_id = '..'` holds on the rows it returns. A value the API did send
+        is kept as it is. Costs nothing when no key column holds a NULL (run steps carry their keys).
+        """
+        for name, value in self.keys.items():
+            index = rows.schema.get_field_index(name)
+            column = rows.column(index)
+            if column.null_count:
+                rows = rows.set_column(index, rows.schema.field(index), pc.fill_null(column, value))
+        return rows
 
 
 def _placeholders(template: str) -> list[str]:
