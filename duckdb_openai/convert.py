@@ -290,6 +290,10 @@ class PageDecoder:
         return pa.RecordBatch.from_pylist([], schema=self.schema)
 
     def _read(self, bodies: Sequence[bytes], parse_schema: pa.Schema) -> pa.Table:
+        # Arrow's reader is for objects only: given a top-level `null` with an explicit schema, pyarrow
+        # 20 crashes the process (a segmentation fault). Anything else goes the slow path, which names it.
+        if not all(body.lstrip()[:1] == b"{" for body in bodies):
+            raise ValueError("a body that is not a JSON object")
         # A raw newline in valid JSON is always white space (inside strings it is escaped): fold each body
         # onto one line, so the reader sees one JSON object per body.
         lines = b"\n".join(body.replace(b"\n", b" ").replace(b"\r", b" ") for body in bodies)
@@ -412,7 +416,7 @@ class PageDecoder:
         try:
             return self._rows(pa.array(rows, type=parse_type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
-            raise ResponseFormatError(f"a run step does not fit the schema: {exc}") from None
+            raise ResponseFormatError(f"an object does not fit the schema: {exc}") from None
 
 
 def _loads(body: bytes) -> Any:

@@ -177,6 +177,14 @@ class Filter:
     def is_column(self) -> bool:
         return self.kind != "map"
 
+    @property
+    def sql_argument(self) -> str:
+        """The SQL expression a table macro passes for this filter: a map filter takes a MAP or a STRUCT
+        (`{'topic': 'billing'}`, which is also what a Python dict binds as), read as a MAP via JSON."""
+        if self.kind == "map":
+            return f"CAST(to_json({self.name}) AS MAP(VARCHAR, VARCHAR))"
+        return self.name
+
     def encode(self, value: object) -> list[tuple[str, str]]:
         """The query parameters for `value`; ConfigurationError naming the filter and the fix."""
         if self.kind == "id":
@@ -190,11 +198,15 @@ class Filter:
             return [(self.param, value)]
         pairs = value.items() if isinstance(value, Mapping) else value
         try:
-            items = [(str(k), str(v)) for k, v in pairs]  # type: ignore[attr-defined]
+            raw = [(k, v) for k, v in pairs]  # type: ignore[attr-defined]
         except (TypeError, ValueError):
             raise ConfigurationError(
                 f"invalid {self.name} {value!r}: pass key/value pairs, such as {self.example}"
             ) from None
+        for k, v in raw:
+            if v is None:
+                raise ConfigurationError(f"invalid {self.name} entry {k!r}: its value is NULL; give a text")
+        items = [(str(k), str(v)) for k, v in raw]
         for k, v in items:
             if not k or not k.isprintable() or not v.isprintable():
                 raise ConfigurationError(
@@ -272,6 +284,9 @@ class Request:
         parts = [f"{name}={value!r}" for name, value in self.keys.items()]
         if self.item_id is not None:
             parts.append(f"{self.resource.item_key.name}={self.item_id!r}")
+        elif not parts:
+            # A list without keys (stored chat completions): its filters say which list it was.
+            parts = [f"{name}={value!r}" for name, value in self.params] or ["the whole list"]
         return ", ".join(parts)
 
     @property

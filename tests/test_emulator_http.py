@@ -682,7 +682,7 @@ def test_reset_clears_counters_log_and_scripted_faults(api: httpx.Client, emulat
     emulator.reset()
     assert emulator.stats() == {
         "requests": 0,
-        "by_endpoint": dict.fromkeys(ENDPOINTS, {}),
+        "by_endpoint": {name: {} for name in ENDPOINTS},
         "faults": {},
         "max_in_flight": 0,
         "in_flight": 0,
@@ -808,7 +808,7 @@ def test_stats_count_by_endpoint_and_status(api: httpx.Client, emulator: Emulato
     stats = emulator.stats()
     assert stats["requests"] == 4
     assert stats["by_endpoint"] == {
-        **dict.fromkeys(ENDPOINTS, {}),
+        **{name: {} for name in ENDPOINTS},
         "list": {"200": 1, "400": 1},
         "retrieve": {"200": 1},
         "other": {"404": 1},
