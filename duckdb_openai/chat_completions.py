@@ -3,7 +3,9 @@
 `chat_completions(model := NULL, metadata := NULL, sort := 'asc')` is GET /chat/completions, a list
 without keys whose filters are the API's: `model := 'gpt-4o'` sends `model=gpt-4o`, `metadata :=
 MAP {'topic': 'billing'}` sends `metadata[topic]=billing` (every pair must match). The catalog form
-`openai.chat.completions` reads every stored completion, and pushes `model = '..'` (or `IN`) down.
+`openai.chat.completions` reads every stored completion, and pushes `model = '..'` (or `IN`) down;
+a condition on `metadata` there is DuckDB's, applied after reading (use the function's `metadata :=`
+to have the API filter).
 `chat_completion(completion_id)` is GET /chat/completions/{completion_id}.
 
 Columns follow the spec's `CreateChatCompletionResponse`: id, object, created, model, choices, usage,

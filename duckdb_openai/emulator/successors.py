@@ -72,7 +72,7 @@ __all__ = [
 ]
 
 DEFAULT_CONVERSATIONS = 300
-DEFAULT_CHAT_COMPLETIONS = 200
+DEFAULT_CHAT_COMPLETIONS = 250
 RESPONSES_MANIFEST_COLUMNS = ("response_id", "conversation_id", "customer", "app_version", "started_at")
 
 _ID = "[^/]+"
