@@ -27,7 +27,7 @@ from duckdb_openai.chat_completions import (
 from duckdb_openai.conversations import CONVERSATION_ITEMS_SCHEMA, CONVERSATIONS_SCHEMA
 from duckdb_openai.emulator import Emulator
 from duckdb_openai.emulator.successors import RESPONSES_MANIFEST_COLUMNS, Successors
-from duckdb_openai.items import ITEM_FIELDS
+from duckdb_openai.items import ITEM, ITEM_FIELDS, ITEM_TYPES
 from duckdb_openai.responses import INPUT_ITEMS_SCHEMA, RESPONSES_SCHEMA
 from duckdb_openai.schema import is_json, is_object_json
 from tests.helpers import KEY, connect, rows
@@ -724,3 +724,238 @@ def test_the_responses_example_runs_as_a_command() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "Tokens per customer and model" in done.stdout and "create_support_ticket" in done.stdout
+
+
+# -- every kind of the spec's item unions, as the spec draws them -------------------------------------------
+
+#: One object of each of the 28 kinds, with the fields the spec requires (and a few optional ones).
+SPEC_KINDS: list[dict[str, Any]] = [
+    {
+        "type": "message",
+        "id": "msg_1",
+        "status": "completed",
+        "role": "assistant",
+        "content": [
+            {
+                "type": "output_text",
+                "text": "Hi",
+                "annotations": [
+                    {
+                        "type": "url_citation",
+                        "url": "https://a",
+                        "start_index": 0,
+                        "end_index": 2,
+                        "title": "A",
+                    }
+                ],
+                "logprobs": [],
+            },
+            {"type": "refusal", "refusal": "No."},
+        ],
+    },
+    {
+        "type": "message",
+        "id": "msg_2",
+        "role": "user",
+        "content": [
+            {"type": "input_image", "image_url": "https://i", "detail": "auto"},
+            {"type": "input_file", "file_id": "file_1", "filename": "a.pdf"},
+        ],
+    },
+    {
+        "type": "function_call",
+        "id": "fc_1",
+        "call_id": "call_1",
+        "name": "f",
+        "arguments": '{"a":1}',
+        "status": "completed",
+    },
+    {
+        "type": "function_call_output",
+        "id": "fco_1",
+        "call_id": "call_1",
+        "output": "ok",
+        "status": "completed",
+    },
+    {
+        "type": "reasoning",
+        "id": "rs_1",
+        "summary": [{"type": "summary_text", "text": "s"}],
+        "content": [{"type": "reasoning_text", "text": "t"}],
+        "encrypted_content": "gAAA",
+    },
+    {
+        "type": "web_search_call",
+        "id": "ws_1",
+        "status": "completed",
+        "action": {
+            "type": "search",
+            "query": "q",
+            "queries": ["q", "r"],
+            "sources": [{"type": "url", "url": "https://s"}],
+        },
+    },
+    {
+        "type": "web_search_call",
+        "id": "ws_2",
+        "status": "completed",
+        "action": {"type": "find_in_page", "url": "https://p", "pattern": "x"},
+    },
+    {
+        "type": "file_search_call",
+        "id": "fs_1",
+        "status": "completed",
+        "queries": ["q"],
+        "results": [
+            {"file_id": "file_1", "filename": "a.pdf", "score": 0.5, "text": "t", "attributes": {"k": "v"}}
+        ],
+    },
+    {
+        "type": "code_interpreter_call",
+        "id": "ci_1",
+        "status": "completed",
+        "container_id": "cntr_1",
+        "code": "print(1)",
+        "outputs": [{"type": "logs", "logs": "1"}],
+    },
+    {
+        "type": "computer_call",
+        "id": "cc_1",
+        "call_id": "c1",
+        "action": {"type": "click", "button": "left", "x": 1, "y": 2},
+        "pending_safety_checks": [],
+        "status": "completed",
+    },
+    {
+        "type": "computer_call_output",
+        "id": "cco_1",
+        "call_id": "c1",
+        "output": {"type": "computer_screenshot", "image_url": "https://x"},
+        "status": "completed",
+    },
+    {"type": "image_generation_call", "id": "ig_1", "status": "completed", "result": "iVBORw0KGgo="},
+    {
+        "type": "local_shell_call",
+        "id": "ls_1",
+        "call_id": "c2",
+        "action": {"type": "exec", "command": ["ls", "-l"], "env": {"A": "1"}},
+        "status": "completed",
+    },
+    {"type": "local_shell_call_output", "id": "lso_1", "output": "total 0", "status": "completed"},
+    {
+        "type": "shell_call",
+        "id": "sh_1",
+        "call_id": "c3",
+        "action": {"commands": ["ls"], "timeout_ms": None, "max_output_length": None},
+        "status": "completed",
+        "environment": {"type": "local"},
+    },
+    {
+        "type": "shell_call_output",
+        "id": "sho_1",
+        "call_id": "c3",
+        "status": "completed",
+        "output": [{"stdout": "a", "stderr": "", "outcome": {"type": "exit", "exit_code": 0}}],
+        "max_output_length": None,
+    },
+    {
+        "type": "apply_patch_call",
+        "id": "ap_1",
+        "call_id": "c4",
+        "status": "completed",
+        "operation": {"type": "delete_file", "path": "a.txt"},
+    },
+    {
+        "type": "apply_patch_call_output",
+        "id": "apo_1",
+        "call_id": "c4",
+        "status": "completed",
+        "output": "done",
+    },
+    {
+        "type": "tool_search_call",
+        "id": "tsc_1",
+        "call_id": None,
+        "execution": "server",
+        "arguments": {"q": "x"},
+        "status": "completed",
+    },
+    {
+        "type": "tool_search_output",
+        "id": "tso_1",
+        "call_id": None,
+        "execution": "server",
+        "tools": [{"type": "function", "name": "f", "parameters": None, "strict": None}],
+        "status": "completed",
+    },
+    {"type": "additional_tools", "id": "at_1", "role": "developer", "tools": []},
+    {"type": "program", "id": "pg_1", "call_id": "c5", "code": "x = 1", "fingerprint": "fp"},
+    {"type": "program_output", "id": "po_1", "call_id": "c5", "result": "1", "status": "completed"},
+    {"type": "compaction", "id": "cp_1", "encrypted_content": "gAAA"},
+    {
+        "type": "mcp_list_tools",
+        "id": "ml_1",
+        "server_label": "crm",
+        "tools": [{"name": "t", "input_schema": {}}],
+        "error": "unreachable",
+    },
+    {"type": "mcp_approval_request", "id": "ma_1", "server_label": "crm", "name": "t", "arguments": "{}"},
+    {
+        "type": "mcp_approval_response",
+        "id": "mr_1",
+        "approval_request_id": "ma_1",
+        "approve": False,
+        "reason": "no",
+    },
+    {
+        "type": "mcp_call",
+        "id": "mc_1",
+        "server_label": "crm",
+        "name": "t",
+        "arguments": "{}",
+        "output": "r",
+        "status": "completed",
+        "approval_request_id": "ma_1",
+    },
+    {
+        "type": "custom_tool_call",
+        "id": "ct_1",
+        "call_id": "c6",
+        "name": "grep",
+        "input": "foo",
+        "status": "completed",
+    },
+    {
+        "type": "custom_tool_call_output",
+        "id": "cto_1",
+        "call_id": "c6",
+        "output": "bar",
+        "status": "completed",
+    },
+]
+
+
+def test_every_kind_of_the_spec_fits_the_item_struct() -> None:
+    assert {k["type"] for k in SPEC_KINDS} == set(ITEM_TYPES)
+    response = response_body(output=SPEC_KINDS)
+    with ScriptedServer([(200, page(SPEC_KINDS)), (200, response)]) as server:
+        con, registration = connect(server.base_url)
+        try:
+            items = rows(con, "SELECT * FROM response_input_items('resp_1')")
+            [row] = rows(con, "SELECT output FROM response('resp_1')")
+        finally:
+            registration.close()
+    assert_rows_match(items, SPEC_KINDS, INPUT_ITEMS_SCHEMA, {"response_id": "resp_1"})
+    assert [normalized(o, pa.field("o", ITEM)) for o in row["output"]] == [
+        expected(k, pa.field("o", ITEM)) for k in SPEC_KINDS
+    ]
+    by_id = {r["id"]: r for r in items}
+    assert by_id["msg_1"]["content"][1]["refusal"] == "No."
+    assert by_id["ws_2"]["action"]["url"] == "https://p"
+    assert by_id["fs_1"]["results"][0]["score"] == 0.5
+    assert by_id["ls_1"]["action"]["command"] == ["ls", "-l"]
+    assert by_id["sh_1"]["action"]["commands"] == ["ls"]
+    assert by_id["cco_1"]["output"] is None and by_id["sho_1"]["output"] is None  # objects and lists
+    assert by_id["tsc_1"]["arguments"] is None
+    assert json.loads(by_id["ml_1"]["error"]) == "unreachable"
+    assert by_id["mr_1"]["approve"] is False
