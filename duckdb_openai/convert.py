@@ -16,6 +16,11 @@ is replaced by its compact JSON text (`json.dumps(v, separators=(",", ":"), ensu
 string keeps its quotes, null and absent are NULL) before the rows become Arrow. The choice is made once,
 when the decoder is built; schemas without JSON fields keep the fast path.
 
+A struct holding an object-JSON field (`schema.object_json_field`: an output item of a response) is
+filled leniently on that path: the field gets the whole object's JSON text, and any other field whose
+value has another JSON type than the field's (text where a struct is declared, say) is NULL rather than
+an error, since the object's JSON text still holds it.
+
 >>> from duckdb_openai.run_steps import RUN_STEPS_SCHEMA
 >>> page = PageDecoder(RUN_STEPS_SCHEMA).decode_page(b'{"object":"list","data":[],"first_id":null,'
 ...     b'"last_id":null,"has_more":false}')
@@ -37,7 +42,7 @@ import pyarrow as pa
 import pyarrow.json as pj
 
 from duckdb_openai.errors import ResponseFormatError
-from duckdb_openai.schema import is_json
+from duckdb_openai.schema import is_json, is_object_json
 
 __all__ = ["Page", "PageDecoder", "conform"]
 
@@ -174,10 +179,21 @@ def _conform_fields(arr: pa.StructArray, t: pa.StructType) -> list[pa.Array]:
     return out  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class _Lenient:
+    """The plan of a struct holding an object-JSON field: every field is fitted by `_fit_object`."""
+
+    type: pa.StructType
+
+
 #: Where the JSON-text fields of a type sit: `_JSON_TEXT` for one, a dict of the fields that hold some for
-#: a struct, a one-element tuple for the elements of a list.
-_JsonPlan: TypeAlias = "str | dict[str, _JsonPlan] | tuple[_JsonPlan]"
+#: a struct, a one-element tuple for the elements of a list, `_Lenient` for a struct with object JSON.
+_JsonPlan: TypeAlias = "str | dict[str, _JsonPlan] | tuple[_JsonPlan] | _Lenient"
 _JSON_TEXT = "json"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _field_plan(f: pa.Field) -> _JsonPlan | None:
@@ -187,6 +203,8 @@ def _field_plan(f: pa.Field) -> _JsonPlan | None:
 def _json_plan(t: pa.DataType) -> _JsonPlan | None:
     """The JSON-text fields inside type `t`, or None if it holds none (only those paths are walked)."""
     if pa.types.is_struct(t):
+        if any(is_object_json(f) for f in t):
+            return _Lenient(t)
         children = {f.name: plan for f in t if (plan := _field_plan(f)) is not None}
         return children or None
     if pa.types.is_list(t) or pa.types.is_large_list(t):
@@ -199,7 +217,9 @@ def _with_json_text(value: Any, plan: _JsonPlan) -> Any:
     """`value` (parsed JSON) with every value at a JSON-text field replaced by its compact JSON text.
     Dicts are updated in place; a value of another shape than the schema's is left for Arrow to refuse."""
     if isinstance(plan, str):
-        return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return None if value is None else _dumps(value)
+    if isinstance(plan, _Lenient):
+        return _fit_object(value, plan.type) if isinstance(value, dict) else value
     if isinstance(plan, dict):
         if isinstance(value, dict):
             for name, child in plan.items():
@@ -209,6 +229,41 @@ def _with_json_text(value: Any, plan: _JsonPlan) -> Any:
     if isinstance(value, list):
         return [_with_json_text(item, plan[0]) for item in value]
     return value
+
+
+def _fit_object(value: dict[str, Any], t: pa.StructType) -> dict[str, Any]:
+    """The fields of struct `t` from the object `value`: object-JSON fields hold its JSON text, the
+    others its values that fit them (`_fit`)."""
+    return {f.name: _dumps(value) if is_object_json(f) else _fit(value.get(f.name), f) for f in t}
+
+
+def _fit(value: Any, f: pa.Field) -> Any:
+    """`value` as field `f`'s parse type wants it, or None where its JSON type is another."""
+    if value is None:
+        return None
+    if is_json(f):
+        return _dumps(value)
+    t = f.type
+    if pa.types.is_struct(t):
+        return _fit_object(value, t) if isinstance(value, dict) else None
+    if pa.types.is_list(t):
+        return [_fit(v, t.value_field) for v in value] if isinstance(value, list) else None
+    if pa.types.is_map(t):
+        if not isinstance(value, dict):
+            return None
+        return [(str(k), v if v is None or isinstance(v, str) else _dumps(v)) for k, v in value.items()]
+    if pa.types.is_string(t):
+        return value if isinstance(value, str) else None
+    if pa.types.is_boolean(t):
+        return value if isinstance(value, bool) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if pa.types.is_floating(t):
+        return float(value)
+    # Integers and timestamps (epoch seconds); a whole float such as 1741476777.0 counts.
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) < 2**63 else None
+    return value if -(2**63) <= value < 2**63 else None
 
 
 class PageDecoder:
@@ -235,6 +290,10 @@ class PageDecoder:
         return pa.RecordBatch.from_pylist([], schema=self.schema)
 
     def _read(self, bodies: Sequence[bytes], parse_schema: pa.Schema) -> pa.Table:
+        # Arrow's reader is for objects only: given a top-level `null` with an explicit schema, pyarrow
+        # 20 crashes the process (a segmentation fault). Anything else goes the slow path, which names it.
+        if not all(body.lstrip()[:1] == b"{" for body in bodies):
+            raise ValueError("a body that is not a JSON object")
         # A raw newline in valid JSON is always white space (inside strings it is escaped): fold each body
         # onto one line, so the reader sees one JSON object per body.
         lines = b"\n".join(body.replace(b"\n", b" ").replace(b"\r", b" ") for body in bodies)
@@ -339,14 +398,15 @@ class PageDecoder:
     def _from_python(self, rows: list[Any]) -> pa.RecordBatch:
         if not all(isinstance(row, dict) for row in rows):
             raise ResponseFormatError("the list response's data holds something other than objects")
+        if self._json_plan is not None:
+            # Before the maps become pairs, so JSON text shows them as the API sent them.
+            rows = [_with_json_text(row, self._json_plan) for row in rows]
         for row in rows:
             for name in self._map_fields:
                 if isinstance(row.get(name), dict):
                     row[name] = [
                         (k, v if v is None or isinstance(v, str) else str(v)) for k, v in row[name].items()
                     ]
-            if self._json_plan is not None:
-                _with_json_text(row, self._json_plan)
         parse_type = pa.struct(
             [
                 pa.field(f.name, f.type if pa.types.is_map(f.type) else _parse_type(f.type))
@@ -356,7 +416,7 @@ class PageDecoder:
         try:
             return self._rows(pa.array(rows, type=parse_type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
-            raise ResponseFormatError(f"a run step does not fit the schema: {exc}") from None
+            raise ResponseFormatError(f"an object does not fit the schema: {exc}") from None
 
 
 def _loads(body: bytes) -> Any:

@@ -23,10 +23,11 @@ import re
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import quote
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from duckdb_openai.errors import ConfigurationError, InvalidIdError
 
@@ -140,6 +141,7 @@ SQL_RESERVED = frozenset(
 
 OptionValue = str | bool | int
 Order = Literal["asc", "desc"]
+_Rows = TypeVar("_Rows", pa.RecordBatch, pa.Table)
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,14 @@ class Filter:
     def is_column(self) -> bool:
         return self.kind != "map"
 
+    @property
+    def sql_argument(self) -> str:
+        """The SQL expression a table macro passes for this filter: a map filter takes a MAP or a STRUCT
+        (`{'topic': 'billing'}`, which is also what a Python dict binds as), read as a MAP via JSON."""
+        if self.kind == "map":
+            return f"CAST(to_json({self.name}) AS MAP(VARCHAR, VARCHAR))"
+        return self.name
+
     def encode(self, value: object) -> list[tuple[str, str]]:
         """The query parameters for `value`; ConfigurationError naming the filter and the fix."""
         if self.kind == "id":
@@ -188,11 +198,15 @@ class Filter:
             return [(self.param, value)]
         pairs = value.items() if isinstance(value, Mapping) else value
         try:
-            items = [(str(k), str(v)) for k, v in pairs]  # type: ignore[attr-defined]
+            raw = [(k, v) for k, v in pairs]  # type: ignore[attr-defined]
         except (TypeError, ValueError):
             raise ConfigurationError(
                 f"invalid {self.name} {value!r}: pass key/value pairs, such as {self.example}"
             ) from None
+        for k, v in raw:
+            if v is None:
+                raise ConfigurationError(f"invalid {self.name} entry {k!r}: its value is NULL; give a text")
+        items = [(str(k), str(v)) for k, v in raw]
         for k, v in items:
             if not k or not k.isprintable() or not v.isprintable():
                 raise ConfigurationError(
@@ -270,12 +284,30 @@ class Request:
         parts = [f"{name}={value!r}" for name, value in self.keys.items()]
         if self.item_id is not None:
             parts.append(f"{self.resource.item_key.name}={self.item_id!r}")
+        elif not parts:
+            # A list without keys (stored chat completions): its filters say which list it was.
+            parts = [f"{name}={value!r}" for name, value in self.params] or ["the whole list"]
         return ", ".join(parts)
 
     @property
     def name(self) -> str:
         """The SQL name of what was asked for: the list (`runs`) or the item (`run`)."""
         return self.resource.item_name if self.is_item else self.resource.name
+
+    def with_keys(self, rows: _Rows) -> _Rows:
+        """`rows` with NULLs in each key column replaced by this request's key.
+
+        Some lists' objects do not carry their parent's id (a response's input items have no
+        `response_id`): the key column is then filled from the request, so every row says whose it is
+        and the catalog's `response_id = '..'` holds on the rows it returns. A value the API did send
+        is kept as it is. Costs nothing when no key column holds a NULL (run steps carry their keys).
+        """
+        for name, value in self.keys.items():
+            index = rows.schema.get_field_index(name)
+            column = rows.column(index)
+            if column.null_count:
+                rows = rows.set_column(index, rows.schema.field(index), pc.fill_null(column, value))
+        return rows
 
 
 def _placeholders(template: str) -> list[str]:

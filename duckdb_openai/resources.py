@@ -8,15 +8,31 @@ reference all derive from this tuple.
 from __future__ import annotations
 
 from duckdb_openai.assistants import ASSISTANTS
+from duckdb_openai.chat_completions import CHAT_COMPLETION_MESSAGES, CHAT_COMPLETIONS
+from duckdb_openai.conversations import CONVERSATION_ITEMS, CONVERSATIONS
 from duckdb_openai.messages import MESSAGES
 from duckdb_openai.resource import Resource
+from duckdb_openai.responses import RESPONSE_INPUT_ITEMS, RESPONSES
 from duckdb_openai.run_steps import RUN_STEPS
 from duckdb_openai.runs import RUNS
 from duckdb_openai.threads import THREADS
 
 __all__ = ["RESOURCES", "resource"]
 
-RESOURCES: tuple[Resource, ...] = (RUN_STEPS, RUNS, MESSAGES, ASSISTANTS, THREADS)
+RESOURCES: tuple[Resource, ...] = (
+    RUN_STEPS,
+    RUNS,
+    MESSAGES,
+    ASSISTANTS,
+    THREADS,
+    # The Responses era, after the Assistants family.
+    RESPONSES,
+    RESPONSE_INPUT_ITEMS,
+    CONVERSATIONS,
+    CONVERSATION_ITEMS,
+    CHAT_COMPLETIONS,
+    CHAT_COMPLETION_MESSAGES,
+)
 
 _BY_NAME = {r.name: r for r in RESOURCES} | {r.item_name: r for r in RESOURCES}
 

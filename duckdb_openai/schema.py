@@ -14,7 +14,17 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-__all__ = ["column_reference", "doc", "duckdb_type", "field", "is_json", "json_field", "struct"]
+__all__ = [
+    "column_reference",
+    "doc",
+    "duckdb_type",
+    "field",
+    "is_json",
+    "is_object_json",
+    "json_field",
+    "object_json_field",
+    "struct",
+]
 
 _SIMPLE: dict[pa.DataType, str] = {
     pa.string(): "VARCHAR",
@@ -41,10 +51,28 @@ def json_field(name: str, doc: str) -> pa.Field:
     return pa.field(name, pa.string(), metadata={"doc": doc, "json": "true"})
 
 
+def object_json_field(name: str, doc: str) -> pa.Field:
+    """A VARCHAR field holding the JSON text of the whole object it is a field of.
+
+    For a union of many kinds (a response's output items): the struct types the fields analysts group
+    and filter on, and this field keeps the object as the API sent it, so a field the struct does not
+    type, or a kind added later, is still there for DuckDB's `->>` and `json_*` functions. A struct
+    holding one is filled leniently: a value whose JSON type differs from its field's (an `output` that
+    is a list where the struct expects text) is NULL in that field and whole in this one.
+    """
+    return pa.field(name, pa.string(), metadata={"doc": doc, "json": "object"})
+
+
 def is_json(f: pa.Field) -> bool:
     """Whether `f` was declared with `json_field`."""
     metadata: dict[bytes, bytes] = f.metadata or {}
     return metadata.get(b"json") == b"true"
+
+
+def is_object_json(f: pa.Field) -> bool:
+    """Whether `f` was declared with `object_json_field`."""
+    metadata: dict[bytes, bytes] = f.metadata or {}
+    return metadata.get(b"json") == b"object"
 
 
 def struct(*fields: pa.Field) -> pa.StructType:

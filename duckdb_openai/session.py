@@ -151,9 +151,10 @@ class Client:
                 with CancelScope(None) as scope:
                     while True:
                         try:
-                            yield loop.run(_next(agen), scope)
+                            batch = loop.run(_next(agen), scope)
                         except StopAsyncIteration:
                             return
+                        yield request.with_keys(batch)
             finally:
                 if loop.alive:
                     with contextlib.suppress(Exception):
@@ -162,7 +163,7 @@ class Client:
     def read_item(self, request: Request) -> pa.Table:
         """The one object of the item `request` (see `Resource.bind_item`) as a one-row table."""
         with self._using(request.resource) as (loop, fetcher), CancelScope(None) as scope:
-            return loop.run(fetcher.item(request), scope)
+            return request.with_keys(loop.run(fetcher.item(request), scope))
 
     # -- the DuckDB fan-out ----------------------------------------------------------------------------
 
@@ -220,4 +221,7 @@ class Client:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        return outcome.tables
+        return [
+            None if table is None or request is None else request.with_keys(table)
+            for request, table in zip(requests, outcome.tables, strict=True)
+        ]

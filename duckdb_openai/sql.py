@@ -209,7 +209,13 @@ class _Binder:
                 *(f"{name} := {_sql_literal(by_name[name].default)}" for name in self.options),
                 *(f"{name} := NULL" for name, _ in ENGINE_OPTIONS),
             ]
-            self._macro(con, resource.name, [*self.keys, *named], self.list_function, params)
+            arguments = [
+                *self.keys,
+                *(f.sql_argument for f in resource.filters),
+                *self.options,
+                *(n for n, _ in ENGINE_OPTIONS),
+            ]
+            self._macro(con, resource.name, [*self.keys, *named], self.list_function, arguments)
             functions.append(self.list_function)
             macros.append(resource.name)
         if not resource.retrievable:

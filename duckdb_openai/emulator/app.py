@@ -11,6 +11,7 @@ Routes (each also under ``/openai``, Azure's prefix), with their ``/_emulator/st
     GET /v1/threads/{thread_id}                                  threads.retrieve
     GET /v1/assistants                                           assistants.list
     GET /v1/assistants/{assistant_id}                            assistants.retrieve
+    GET /v1/responses/..., /v1/conversations/..., /v1/chat/completions...   see :mod:`.successors`
     GET  /_emulator/stats | /_emulator/requests?limit=N | /_emulator/faults | /_emulator/health
     POST /_emulator/faults | /_emulator/reset
 
@@ -80,6 +81,9 @@ from .paging import Order, select_page
 from .ratelimit import UNLIMITED_RATE, Decision, TokenBucket
 from .settings import EmulatorSettings
 from .stats import LOG_SIZE, LOGGED_HEADERS, RequestRecord, StatsRecorder
+from .successors import BUCKETS as SUCCESSOR_BUCKETS
+from .successors import Successors
+from .successors import routes as successor_routes
 
 __all__ = ["API_PREFIXES", "DEFAULT_LIMIT", "MAX_LIMIT", "EmulatorApp", "classify_path", "create_app"]
 
@@ -105,6 +109,7 @@ _BUCKETS = tuple(
         (f"threads/{_ID}", "threads.retrieve"),
         ("assistants", "assistants.list"),
         (f"assistants/{_ID}", "assistants.retrieve"),
+        *SUCCESSOR_BUCKETS,
     )
 )
 _LIMIT_RE = re.compile(r"[0-9]+")
@@ -148,6 +153,7 @@ class EmulatorApp:
         self.settings = settings
         self.dataset = dataset
         self.family = Family(dataset)
+        self.successors = Successors(settings.seed)
         self.stats = StatsRecorder()
         self.faults = FaultInjector(settings.seed, settings.fault_rate, settings.slow_ms)
         self.bucket = TokenBucket(settings.rate_limit if settings.rate_limit is not None else UNLIMITED_RATE)
@@ -174,6 +180,7 @@ class EmulatorApp:
                         self._retrieve_assistant,
                         methods=_ANY_METHOD,
                     ),
+                    *successor_routes(prefix, self.successors),
                 )
             ],
             redirect_slashes=False,

@@ -19,6 +19,7 @@ from .data import Dataset, DatasetConfig
 from .family import Family
 from .server import serve
 from .settings import API_KEY_ENV, DEFAULT_HOST, DEFAULT_SEED, DEFAULT_SLOW_MS, EmulatorSettings
+from .successors import Successors
 
 __all__ = ["build_parser", "main", "settings_from_args"]
 
@@ -102,6 +103,12 @@ def build_parser(prog: str | None = "python -m duckdb_openai.emulator") -> argpa
         metavar="PATH",
         help="write the threads as CSV to PATH (thread_id, customer, created_at), then serve",
     )
+    data.add_argument(
+        "--responses-manifest",
+        metavar="PATH",
+        help="write the responses as CSV to PATH (response_id, conversation_id, customer, app_version, "
+        "started_at), then serve",
+    )
     knobs = parser.add_argument_group("behaviour")
     knobs.add_argument(
         "--latency-ms",
@@ -157,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         Dataset(settings.seed, settings.dataset).write_manifest(args.manifest)
     if args.threads_manifest is not None:
         Family(Dataset(settings.seed, settings.dataset)).write_threads_manifest(args.threads_manifest)
+    if args.responses_manifest is not None:
+        Successors(settings.seed).write_manifest(args.responses_manifest)
 
     def announce(base_url: str) -> None:
         sys.stdout.write(base_url + "\n")

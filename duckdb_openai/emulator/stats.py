@@ -32,6 +32,14 @@ ENDPOINTS = (
     "threads.retrieve",
     "assistants.list",
     "assistants.retrieve",
+    # The Responses era (successors.py).
+    "responses.retrieve",
+    "responses.input_items",
+    "conversations.retrieve",
+    "conversations.items",
+    "chat.completions.list",
+    "chat.completions.retrieve",
+    "chat.completions.messages",
     "other",
 )
 #: Request headers copied into the log (lower-case). Credentials are never among them.
