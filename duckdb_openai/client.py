@@ -7,7 +7,8 @@ answer that is not 2xx becomes an error of `errors.py`, with the API's own messa
   `max_wait` seconds, which is sat out; a longer one fails at once with the status's error (an empty
   budget: RateLimitError), saying how long was asked and that `max_wait=` raises the cap.
 - A refused connection (nothing listens at base_url) is retried at most REFUSED_RETRIES times, quickly;
-  any connection failure logs one warning (logger `duckdb_openai`) naming base_url before the first
+  a certificate that does not verify is not retried (its message says how to trust a CA); any other
+  connection failure logs one warning (logger `duckdb_openai`) naming base_url before the first
   retry, so a long backoff is never silent.
 - The key never leaves the client: a 2xx body holding it (a server echoing the request) has it replaced
   by `***` before anything decodes it, and every text taken from an error response passes whole, every
@@ -21,6 +22,7 @@ import asyncio
 import copy
 import json
 import logging
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -66,6 +68,11 @@ ASSISTANTS_RETIRED = "2026-08-26"
 E = TypeVar("E", bound=DuckDBOpenAIError)
 
 
+def _seconds(value: float) -> str:
+    """A wait for a message: whole seconds from 10 s up, else to the millisecond."""
+    return f"{value:.0f}" if value >= 10 else f"{round(value, 3):g}"
+
+
 def _reworded(error: E, message: str) -> E:
     """A copy of `error` with another message (and every attribute kept)."""
     copied = copy.copy(error)
@@ -94,12 +101,15 @@ class _Failure(Exception):
         headers: Mapping[str, str],
         *,
         refused: bool = False,
+        permanent: bool = False,
     ) -> None:
         super().__init__(str(error))
         self.error = error
         self.status = status
         self.headers = headers
         self.refused = refused
+        #: No retry can help (a certificate that does not verify).
+        self.permanent = permanent
 
 
 class ApiClient:
@@ -149,7 +159,9 @@ class ApiClient:
 
     def _retry(self, state: RetryCallState) -> bool:
         failure = state.outcome.exception() if state.outcome else None
-        if not isinstance(failure, _Failure) or not should_retry(failure.status, failure.headers):
+        if not isinstance(failure, _Failure) or failure.permanent:
+            return False
+        if not should_retry(failure.status, failure.headers):
             return False
         if failure.refused and state.attempt_number > REFUSED_RETRIES:
             return False
@@ -162,9 +174,9 @@ class ApiClient:
     def _too_long(self, asked: float, failure: _Failure) -> str:
         header = "retry-after-ms" if "retry-after-ms" in failure.headers else "retry-after"
         return (
-            f"the server asked to wait {asked:g}s before retrying ({header}: {failure.headers[header]}), "
-            f"longer than max_wait={self.settings.max_wait:g}s; pass max_wait={asked:.0f} (or more) to "
-            "wait that long, or try again later"
+            f"the server asked to wait {_seconds(asked)}s before retrying ({header}: "
+            f"{failure.headers[header]}), longer than max_wait={self.settings.max_wait:g}s; pass "
+            f"max_wait={math.ceil(asked)} (or more) to wait that long, or try again later"
         )
 
     def _wait(self, state: RetryCallState) -> float:
@@ -214,16 +226,23 @@ class ApiClient:
                         {},
                     )
                 except TransportFailure as exc:
+                    if exc.untrusted:
+                        hint = (
+                            "the server's certificate is not trusted: if a private or corporate CA signed "
+                            "it, pass verify='/path/to/ca.pem' or set SSL_CERT_FILE"
+                        )
+                    else:
+                        hint = "check base_url / OPENAI_BASE_URL, the proxy, and that the server is up"
                     failure = _Failure(
                         APIConnectionError(
                             f"could not reach {self.settings.base_url}{self._via()}: "
-                            f"{self._redact(str(exc))} (check base_url / OPENAI_BASE_URL, the proxy, "
-                            "and that the server is up)",
+                            f"{self._redact(str(exc))} ({hint})",
                             base_url=self.settings.base_url,
                         ),
                         None,
                         {},
                         refused=exc.refused,
+                        permanent=exc.untrusted,
                     )
                 except TransportTooLarge as exc:
                     failure = ResponseFormatError(
@@ -251,9 +270,9 @@ class ApiClient:
 
     def _budget_error(self, wait: WaitTooLong) -> RateLimitError:
         return RateLimitError(
-            f"{wait.reason}: the next request would wait {wait.seconds:.0f}s, longer than "
-            f"max_wait={self.settings.max_wait:g}s; pass max_wait={wait.seconds:.0f} (or more) to wait that "
-            "long, or try again later",
+            f"{wait.reason}: the next request would wait {_seconds(wait.seconds)}s, longer than "
+            f"max_wait={self.settings.max_wait:g}s; pass max_wait={math.ceil(wait.seconds)} (or more) to "
+            "wait that long, or try again later",
             status=429,
         )
 

@@ -96,8 +96,9 @@ class Pacer:
             await self._limiter.acquire()
         while (wait := self.delay()) > 0:
             if wait > self.max_wait:
-                reason = self._pause_reason if self._paused_until - self._clock() >= wait else "pacing"
-                raise WaitTooLong(wait, reason or "the server's rate-limit headers")
+                paused = self._paused_until >= self._next_slot
+                reason = self._pause_reason if paused else "pacing to the server's rate-limit headers"
+                raise WaitTooLong(wait, reason)
             await asyncio.sleep(wait)
         if self._interval:
             self._next_slot = max(self._clock(), self._next_slot) + self._interval

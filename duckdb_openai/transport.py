@@ -21,6 +21,7 @@ TransportTooLarge, so the client above maps errors once, and both get the same g
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextvars
 import errno
 import logging
@@ -63,10 +64,12 @@ class TransportTimeout(Exception):
 class TransportFailure(Exception):
     """The connection could not be made, or broke before the answer was complete."""
 
-    def __init__(self, message: str, *, refused: bool = False) -> None:
+    def __init__(self, message: str, *, refused: bool = False, untrusted: bool = False) -> None:
         super().__init__(message)
         #: The server's host refused the connection (nothing listens on the port).
         self.refused = refused
+        #: The server's TLS certificate did not verify against the trusted CAs.
+        self.untrusted = untrusted
 
 
 class TransportTooLarge(Exception):
@@ -129,22 +132,27 @@ async def _read_capped(chunks: AsyncIterator[bytes], limit: int, status: int) ->
     return b"".join(parts)
 
 
-def _refused(exc: BaseException) -> bool:
-    """Whether a connection failure (or an exception in its chain) is a refused connection."""
-    seen: set[int] = set()
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and the exceptions behind it (causes, contexts, aiohttp's os_error)."""
+    found: list[BaseException] = []
     current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ConnectionRefusedError) or (
-            isinstance(current, OSError) and current.errno == errno.ECONNREFUSED
-        ):
-            return True
-        os_error = getattr(current, "os_error", None)  # aiohttp's ClientConnectorError
-        if isinstance(os_error, BaseException) and os_error is not current:
-            current = os_error
-            continue
+    while current is not None and all(current is not seen for seen in found):
+        found.append(current)
+        os_error = getattr(current, "os_error", None) or getattr(current, "certificate_error", None)
+        if isinstance(os_error, BaseException) and all(os_error is not seen for seen in found):
+            found.append(os_error)
         current = current.__cause__ or current.__context__
-    return False
+    return found
+
+
+def _failure(exc: BaseException) -> TransportFailure:
+    chain = _chain(exc)
+    refused = any(
+        isinstance(e, ConnectionRefusedError) or (isinstance(e, OSError) and e.errno == errno.ECONNREFUSED)
+        for e in chain
+    )
+    untrusted = any(isinstance(e, ssl.SSLCertVerificationError) for e in chain)
+    return TransportFailure(str(exc) or type(exc).__name__, refused=refused, untrusted=untrusted)
 
 
 class _HideOwnHeaderBlocks(logging.Filter):
@@ -170,16 +178,26 @@ class _Aiohttp:
         self._timeout = settings.timeout
         self._limit = settings.max_response_bytes
         self._proxy: str | None = None
-        self._proxy_auth: aiohttp.BasicAuth | None = None
+        # Sent with each request, not as the session's default headers: aiohttp copies those into the
+        # proxy's headers, so a CONNECT would carry the key to the proxy as Proxy-Authorization.
+        self._headers = settings.headers()
+        self._proxy_headers: dict[str, str] | None = None
         if settings.proxy is not None:
             parts = urlsplit(settings.proxy.reveal())
             netloc = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
             self._proxy = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
             if parts.username is not None:
-                self._proxy_auth = aiohttp.BasicAuth(unquote(parts.username), unquote(parts.password or ""))
+                # As httpx does from the proxy URL's user info (aiohttp's proxy_auth is deprecated).
+                pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+                credentials = {"Proxy-Authorization": "Basic " + base64.b64encode(pair).decode()}
+                # An https target is tunnelled (the CONNECT carries them); an http one is sent to the
+                # proxy whole, so the request itself carries them.
+                if self._base.startswith("https:"):
+                    self._proxy_headers = credentials
+                else:
+                    self._headers.update(credentials)
         tls = ssl_context(settings) if self._base.startswith("https:") else True
         self._session = aiohttp.ClientSession(
-            headers=settings.headers(),
             connector=aiohttp.TCPConnector(limit=settings.max_concurrency, limit_per_host=0, ssl=tls),
             # The whole request is bounded by wait_for in get(); aiohttp bounds the connection attempt.
             timeout=aiohttp.ClientTimeout(total=None, connect=min(settings.timeout, CONNECT_TIMEOUT_S)),
@@ -192,9 +210,10 @@ class _Aiohttp:
         async with self._session.get(
             self._base + path,
             params=[*self._params, *params],
+            headers=self._headers,
             allow_redirects=False,
             proxy=self._proxy,
-            proxy_auth=self._proxy_auth,
+            proxy_headers=self._proxy_headers,
         ) as response:
             # aiohttp decompresses a chunk at a time (at most its chunk size per step), so counting the
             # chunks bounds memory even for a gzip bomb.
@@ -210,7 +229,7 @@ class _Aiohttp:
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
             failure = TransportTimeout(str(exc))
         except aiohttp.ClientError as exc:
-            failure = TransportFailure(str(exc) or type(exc).__name__, refused=_refused(exc))
+            failure = _failure(exc)
         raise failure
 
     async def aclose(self) -> None:
@@ -257,7 +276,7 @@ class _Httpx:
             failure = TransportTimeout(str(exc))
         except httpx.TransportError as exc:
             # httpx's exceptions carry the request, headers included; keep only the text.
-            failure = TransportFailure(str(exc) or type(exc).__name__, refused=_refused(exc))
+            failure = _failure(exc)
         raise failure
 
     async def aclose(self) -> None:
