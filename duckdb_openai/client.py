@@ -195,12 +195,11 @@ class ApiClient:
         failure = state.outcome.exception() if state.outcome else None
         if isinstance(failure, _Failure) and failure.status is None and not self._warned:
             self._warned = True
-            retries = REFUSED_RETRIES if failure.refused else self.settings.max_retries
-            logger.warning(
-                "%s; retrying up to %d times (max_retries=) before giving up",
-                failure.error,
-                retries,
-            )
+            if failure.refused:
+                plan = f"the connection was refused; retrying {REFUSED_RETRIES} times quickly, then giving up"
+            else:
+                plan = f"retrying up to {self.settings.max_retries} times (max_retries=) before giving up"
+            logger.warning("%s; %s", failure.error, plan)
 
     async def _attempt(self, path: str, params: Sequence[tuple[str, str]]) -> bytes:
         # Pace inside the slot: a task waiting for a slot must not have passed the pacer before a 429 or

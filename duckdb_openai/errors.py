@@ -71,7 +71,7 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def _rebuild(cls: type[DuckDBOpenAIError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+def _unpickle(cls: type[DuckDBOpenAIError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
     error = cls.__new__(cls)
     error.args = args
     error.__dict__.update(state)
@@ -84,7 +84,7 @@ class DuckDBOpenAIError(Exception):
     def __reduce__(self) -> tuple[Any, ...]:
         # Exception pickles as cls(*args), which subclasses with keyword-only arguments cannot take; a
         # 404 in a process pool then surfaced as BrokenProcessPool. Rebuild from args and attributes.
-        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+        return (_unpickle, (type(self), self.args, dict(self.__dict__)))
 
 
 class ConfigurationError(DuckDBOpenAIError, ValueError):

@@ -113,9 +113,11 @@ def test_a_retry_after_beyond_max_wait_fails_at_once_saying_how_long(http2: bool
 
 def test_an_http_date_retry_after_counts_too() -> None:
     later = email.utils.formatdate(time.time() + 600, usegmt=True)
-    with ScriptedServer([throttled(later)]) as server:
-        with pytest.raises(RateLimitError, match=r"wait (59\d|600)s"):
-            within(20, lambda: read_step(server.base_url))
+    with (
+        ScriptedServer([throttled(later)]) as server,
+        pytest.raises(RateLimitError, match=r"wait (59\d|600)s"),
+    ):
+        within(20, lambda: read_step(server.base_url))
     assert len(server.requests) == 1
 
 
@@ -128,9 +130,9 @@ def test_a_wait_within_max_wait_is_sat_out() -> None:
 
 
 def test_max_wait_is_the_cap() -> None:
-    with ScriptedServer([throttled("2"), (200, STEP)]) as server:
-        with pytest.raises(RateLimitError, match=r"wait 2s .* longer than max_wait=1s"):
-            within(20, lambda: read_step(server.base_url, max_wait=1))
+    answers = [throttled("2"), (200, STEP)]
+    with ScriptedServer(answers) as server, pytest.raises(RateLimitError, match=r"wait 2s .* max_wait=1s"):
+        within(20, lambda: read_step(server.base_url, max_wait=1))
     assert len(server.requests) == 1
 
 
@@ -273,9 +275,9 @@ def test_an_html_404_is_named_as_not_an_openai_api() -> None:
 
 
 def test_a_non_json_error_body_is_quoted_and_named() -> None:
-    with ScriptedServer([Response(b"upstream exploded", 502, media_type="text/plain")]) as server:
-        with pytest.raises(ServerError) as info:
-            read_step(server.base_url, max_retries=1)
+    plain = Response(b"upstream exploded", 502, media_type="text/plain")
+    with ScriptedServer([plain]) as server, pytest.raises(ServerError) as info:
+        read_step(server.base_url, max_retries=1)
     assert "answered 502" in str(info.value) and "not JSON ('upstream exploded')" in str(info.value)
 
 
@@ -298,7 +300,7 @@ def test_a_refused_connection_fails_fast_and_says_it_is_retrying(caplog: pytest.
         assert client.stats.requests == 3  # one try and two quick retries, not max_retries
     warnings = [r.getMessage() for r in caplog.records if r.name == "duckdb_openai"]
     assert len(warnings) == 1
-    assert f"could not reach {base_url}" in warnings[0] and "retrying up to 2 times" in warnings[0]
+    assert f"could not reach {base_url}" in warnings[0] and "refused; retrying 2 times quickly" in warnings[0]
 
 
 # -- 8. a misspelled keyword names the closest setting --------------------------------------------------
@@ -313,3 +315,19 @@ def test_a_misspelled_keyword_is_a_configuration_error_naming_the_closest() -> N
         duckdb_openai.read_run_steps(THREAD_ID, RUN_ID, api_key=KEY, base_ur="http://127.0.0.1:9/v1")
     with pytest.raises(ConfigurationError, match=r"unknown setting 'zzz': the settings are api_key, "):
         duckdb_openai.Settings.resolve(api_key=KEY, zzz=1)
+
+
+def test_a_timeout_warns_once_before_retrying(caplog: pytest.LogCaptureFixture) -> None:
+    async def late(request: Request) -> Response:
+        await asyncio.sleep(1)
+        return JSONResponse(STEP)
+
+    with (
+        ScriptedServer([late]) as server,
+        caplog.at_level(logging.WARNING, logger="duckdb_openai"),
+        pytest.raises(APITimeoutError),
+    ):
+        read_step(server.base_url, timeout=0.2, max_retries=2)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "duckdb_openai"]
+    assert len(warnings) == 1 and "retrying up to 2 times (max_retries=)" in warnings[0]
+    assert len(server.requests) == 3
