@@ -296,7 +296,7 @@ def test_a_refused_connection_fails_fast_and_says_it_is_retrying(caplog: pytest.
     with duckdb_openai.Client(base_url=base_url, **FAST) as client:
         assert client.settings.max_retries == 6
         with caplog.at_level(logging.WARNING, logger="duckdb_openai"), pytest.raises(APIConnectionError):
-            client.read_item({"thread_id": THREAD_ID, "run_id": RUN_ID}, STEP["id"])
+            duckdb_openai.read_run_step(THREAD_ID, RUN_ID, STEP["id"], client=client)
         assert client.stats.requests == 3  # one try and two quick retries, not max_retries
     warnings = [r.getMessage() for r in caplog.records if r.name == "duckdb_openai"]
     assert len(warnings) == 1
