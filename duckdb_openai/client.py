@@ -7,9 +7,9 @@ answer that is not 2xx becomes an error of `errors.py`, with the API's own messa
   `max_wait` seconds, which is sat out; a longer one fails at once with the status's error (an empty
   budget: RateLimitError), saying how long was asked and that `max_wait=` raises the cap.
 - A refused connection (nothing listens at base_url) is retried at most REFUSED_RETRIES times, quickly;
-  a certificate that does not verify is not retried (its message says how to trust a CA); any other
-  connection failure logs one warning (logger `duckdb_openai`) naming base_url before the first
-  retry, so a long backoff is never silent.
+  a certificate that does not verify is not retried (its message says how to trust a CA); connection
+  failures and timeouts log a warning (logger `duckdb_openai`, at most once a minute per client) naming
+  base_url and how often it will retry, so a long backoff is never silent.
 - The key never leaves the client: a 2xx body holding it (a server echoing the request) has it replaced
   by `***` before anything decodes it, and every text taken from an error response passes whole, every
   field of it, through `redact` before it is cut. No raised error keeps an exception that held the
@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -60,6 +61,8 @@ logger = logging.getLogger("duckdb_openai")
 #: A refused connection means nothing listens at base_url; a restarting server is back within a couple
 #: of quick retries, anything else wants a human, not max_retries rounds of backoff.
 REFUSED_RETRIES = 2
+#: Connection failures log a warning before their retries at most this often (seconds).
+WARNING_INTERVAL = 60.0
 #: How much of an error body that is not the API's JSON a message quotes.
 PREVIEW_CHARS = 300
 #: When the Assistants API stopped answering at the default base URL.
@@ -127,7 +130,7 @@ class ApiClient:
         self._rng = rng or random.Random()
         self._secrets = settings.secrets()
         self._key = settings.api_key.reveal().encode()
-        self._warned = False
+        self._quiet_until = 0.0
         self._http = open_transport(settings)
 
     async def aclose(self) -> None:
@@ -193,8 +196,11 @@ class ApiClient:
     def _before_sleep(self, state: RetryCallState) -> None:
         self.stats.retries += 1
         failure = state.outcome.exception() if state.outcome else None
-        if isinstance(failure, _Failure) and failure.status is None and not self._warned:
-            self._warned = True
+        now = time.monotonic()
+        if isinstance(failure, _Failure) and failure.status is None and now >= self._quiet_until:
+            # Once a minute at most: a bulk fan-out meeting the odd dropped connection must not flood
+            # stderr, while a server that is down is never silent for long.
+            self._quiet_until = now + WARNING_INTERVAL
             if failure.refused:
                 plan = f"the connection was refused; retrying {REFUSED_RETRIES} times quickly, then giving up"
             else:
@@ -232,9 +238,10 @@ class ApiClient:
                         )
                     else:
                         hint = "check base_url / OPENAI_BASE_URL, the proxy, and that the server is up"
+                    what = "the connection to {} broke" if exc.connected else "could not reach {}"
                     failure = _Failure(
                         APIConnectionError(
-                            f"could not reach {self.settings.base_url}{self._via()}: "
+                            f"{what.format(self.settings.base_url)}{self._via()}: "
                             f"{self._redact(str(exc))} ({hint})",
                             base_url=self.settings.base_url,
                         ),
@@ -250,7 +257,6 @@ class ApiClient:
                         "Pass a larger max_response_bytes= if the server really sends pages that large"
                     )
                 else:
-                    self._warned = False
                     self.pacer.observe(reply.status, reply.headers)
                     if reply.status == 429:
                         self.stats.throttled += 1

@@ -64,8 +64,12 @@ class TransportTimeout(Exception):
 class TransportFailure(Exception):
     """The connection could not be made, or broke before the answer was complete."""
 
-    def __init__(self, message: str, *, refused: bool = False, untrusted: bool = False) -> None:
+    def __init__(
+        self, message: str, *, refused: bool = False, untrusted: bool = False, connected: bool = False
+    ) -> None:
         super().__init__(message)
+        #: The connection was made and broke before the answer was complete.
+        self.connected = connected
         #: The server's host refused the connection (nothing listens on the port).
         self.refused = refused
         #: The server's TLS certificate did not verify against the trusted CAs.
@@ -152,7 +156,10 @@ def _failure(exc: BaseException) -> TransportFailure:
         for e in chain
     )
     untrusted = any(isinstance(e, ssl.SSLCertVerificationError) for e in chain)
-    return TransportFailure(str(exc) or type(exc).__name__, refused=refused, untrusted=untrusted)
+    connecting = isinstance(exc, (aiohttp.ClientConnectorError, httpx.ConnectError, httpx.ProxyError))
+    return TransportFailure(
+        str(exc) or type(exc).__name__, refused=refused, untrusted=untrusted, connected=not connecting
+    )
 
 
 class _HideOwnHeaderBlocks(logging.Filter):

@@ -331,3 +331,18 @@ def test_a_timeout_warns_once_before_retrying(caplog: pytest.LogCaptureFixture) 
     warnings = [r.getMessage() for r in caplog.records if r.name == "duckdb_openai"]
     assert len(warnings) == 1 and "retrying up to 2 times (max_retries=)" in warnings[0]
     assert len(server.requests) == 3
+
+
+@pytest.mark.parametrize("http2", TRANSPORTS)
+def test_a_connection_broken_mid_body_is_named_as_such(http2: bool) -> None:
+    def half(request: Request) -> Response:
+        async def body() -> AsyncIterator[bytes]:
+            yield b'{"object": "list", "data": ['
+            raise ConnectionAbortedError("the test server hangs up mid-body")
+
+        return StreamingResponse(body(), media_type="application/json")
+
+    with ScriptedServer([half]) as server, pytest.raises(APIConnectionError) as info:
+        read_step(server.base_url, http2=http2, max_retries=1)
+    assert f"the connection to {server.base_url} broke" in str(info.value)
+    assert len(server.requests) == 2  # retried, as any broken connection
