@@ -95,9 +95,9 @@ def test_a_body_sent_a_byte_at_a_time_times_out(http2: bool) -> None:
 # -- 2. long waits: sat out up to max_wait, failed at once beyond --------------------------------------
 
 
-def throttled(retry_after: str) -> Response:
+def throttled(retry_after: str, header: str = "retry-after", status: int = 429) -> Response:
     body = b'{"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}'
-    return Response(body, 429, {"retry-after": retry_after, "content-type": "application/json"})
+    return Response(body, status, {header: retry_after, "content-type": "application/json"})
 
 
 @pytest.mark.parametrize("http2", TRANSPORTS)
@@ -109,6 +109,16 @@ def test_a_retry_after_beyond_max_wait_fails_at_once_saying_how_long(http2: bool
     assert "max_wait=3600" in message  # the setting, and the value that would wait it out
     assert info.value.status == 429
     assert len(server.requests) == 1  # not retried within seconds
+
+
+def test_a_long_retry_after_ms_on_a_503_fails_at_once_as_a_server_error() -> None:
+    with (
+        ScriptedServer([throttled("120000", "retry-after-ms", 503)]) as server,
+        pytest.raises(ServerError) as info,
+    ):
+        within(20, lambda: read_step(server.base_url))
+    assert "wait 120s" in str(info.value) and "retry-after-ms: 120000" in str(info.value)
+    assert len(server.requests) == 1
 
 
 def test_an_http_date_retry_after_counts_too() -> None:
