@@ -10,6 +10,7 @@ import email.utils
 import gzip
 import logging
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -245,6 +246,8 @@ def test_a_private_ca_is_refused_by_default_and_trusted_with_verify(http2: bool,
         assert len(server.requests) == 0  # a certificate that does not verify is not retried either
         assert "CERTIFICATE_VERIFY_FAILED" in str(info.value)
         assert read_step(server.base_url, http2=http2, verify=server.ca_path).num_rows == 1
+        context = ssl.create_default_context(cafile=server.ca_path)
+        assert read_step(server.base_url, http2=http2, verify=context).num_rows == 1
         assert read_step(server.base_url, http2=http2, verify=False).num_rows == 1
     # A real HTTP/2 exchange for httpx, HTTP/1.1 for aiohttp.
     assert {version for version, _ in server.requests} == {"2" if http2 else "1.1"}
