@@ -1,22 +1,37 @@
 """HTTP for one set of Settings: a pooled transport, the shared Pacer, retries, error mapping.
 
 The retry loop is tenacity's; what to retry and how long to wait are `retry.py`'s pure functions. Every
-answer that is not 2xx becomes an error of `errors.py`, with the API's own message; the key never enters
-a message (the API masks it, and `_redact` removes it should a server echo it back).
+answer that is not 2xx becomes an error of `errors.py`, with the API's own message. Policies decided here:
+
+- Waits: a server may ask for a wait (Retry-After, retry-after-ms, an empty x-ratelimit budget) of up to
+  `max_wait` seconds, which is sat out; a longer one fails at once with the status's error (an empty
+  budget: RateLimitError), saying how long was asked and that `max_wait=` raises the cap.
+- A refused connection (nothing listens at base_url) is retried at most REFUSED_RETRIES times, quickly;
+  a certificate that does not verify is not retried (its message says how to trust a CA); connection
+  failures and timeouts log a warning (logger `duckdb_openai`, at most once a minute per client) naming
+  base_url and how often it will retry, so a long backoff is never silent.
+- The key never leaves the client: a 2xx body holding it (a server echoing the request) has it replaced
+  by `***` before anything decodes it, and every text taken from an error response passes whole, every
+  field of it, through `redact` before it is cut. No raised error keeps an exception that held the
+  request as its context.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
+import logging
+import math
 import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
-from duckdb_openai.config import Settings
+from duckdb_openai.config import DEFAULT_BASE_URL, Settings
 from duckdb_openai.errors import (
     APIConnectionError,
     APIError,
@@ -24,13 +39,50 @@ from duckdb_openai.errors import (
     AuthenticationError,
     DuckDBOpenAIError,
     NotFoundError,
+    RateLimitError,
+    ResponseFormatError,
     api_error_for_status,
+    redact,
 )
-from duckdb_openai.ratelimit import Pacer
-from duckdb_openai.retry import retry_delay, should_retry
-from duckdb_openai.transport import Reply, TransportFailure, TransportTimeout, open_transport
+from duckdb_openai.ratelimit import Pacer, WaitTooLong
+from duckdb_openai.retry import retry_after, retry_delay, should_retry
+from duckdb_openai.transport import (
+    Reply,
+    TransportFailure,
+    TransportTimeout,
+    TransportTooLarge,
+    open_transport,
+)
 
-__all__ = ["ApiClient", "RequestStats"]
+__all__ = ["REFUSED_RETRIES", "ApiClient", "RequestStats"]
+
+logger = logging.getLogger("duckdb_openai")
+
+#: A refused connection means nothing listens at base_url; a restarting server is back within a couple
+#: of quick retries, anything else wants a human, not max_retries rounds of backoff.
+REFUSED_RETRIES = 2
+#: Connection failures log a warning before their retries at most this often (seconds).
+WARNING_INTERVAL = 60.0
+#: How much of an error body that is not the API's JSON a message quotes.
+PREVIEW_CHARS = 300
+#: When the Assistants API stopped answering at the default base URL.
+ASSISTANTS_RETIRED = "2026-08-26"
+
+E = TypeVar("E", bound=DuckDBOpenAIError)
+
+
+def _seconds(value: float) -> str:
+    """A wait for a message: whole seconds from 10 s up, else to the millisecond."""
+    return f"{value:.0f}" if value >= 10 else f"{round(value, 3):g}"
+
+
+def _reworded(error: E, message: str) -> E:
+    """A copy of `error` with another message (and every attribute kept)."""
+    copied = copy.copy(error)
+    copied.args = (message,)
+    if isinstance(copied, APIError):
+        copied.message = message
+    return copied
 
 
 @dataclass
@@ -45,11 +97,22 @@ class RequestStats:
 class _Failure(Exception):
     """An attempt's failure, carrying what the retry policy needs; unwrapped before it leaves the client."""
 
-    def __init__(self, error: DuckDBOpenAIError, status: int | None, headers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        error: DuckDBOpenAIError,
+        status: int | None,
+        headers: Mapping[str, str],
+        *,
+        refused: bool = False,
+        permanent: bool = False,
+    ) -> None:
         super().__init__(str(error))
         self.error = error
         self.status = status
         self.headers = headers
+        self.refused = refused
+        #: No retry can help (a certificate that does not verify).
+        self.permanent = permanent
 
 
 class ApiClient:
@@ -59,10 +122,15 @@ class ApiClient:
         self.settings = settings
         self.stats = RequestStats()
         self.pacer = Pacer(
-            concurrency=settings.max_concurrency, requests_per_second=settings.requests_per_second
+            concurrency=settings.max_concurrency,
+            requests_per_second=settings.requests_per_second,
+            max_wait=settings.max_wait,
         )
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         self._rng = rng or random.Random()
+        self._secrets = settings.secrets()
+        self._key = settings.api_key.reveal().encode()
+        self._quiet_until = 0.0
         self._http = open_transport(settings)
 
     async def aclose(self) -> None:
@@ -73,19 +141,46 @@ class ApiClient:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.max_retries + 1),
             wait=self._wait,
-            retry=retry_if_exception(
-                lambda exc: isinstance(exc, _Failure) and should_retry(exc.status, exc.headers)
-            ),
+            retry=self._retry,
             before_sleep=self._before_sleep,
             reraise=True,
         )
+        error: DuckDBOpenAIError
         try:
             async for attempt in retrying:
                 with attempt:
                     return await self._attempt(path, params)
-        except _Failure as failure:
-            raise failure.error from None
-        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+        except _Failure as caught:
+            error = caught.error
+        except DuckDBOpenAIError as caught:
+            error = caught
+        else:  # pragma: no cover
+            raise AssertionError("unreachable: tenacity either returns or raises")
+        # This is where errors leave the client: nothing the transport or tenacity saw stays attached.
+        error.__context__ = error.__cause__ = None
+        raise error
+
+    def _retry(self, state: RetryCallState) -> bool:
+        failure = state.outcome.exception() if state.outcome else None
+        if not isinstance(failure, _Failure) or failure.permanent:
+            return False
+        if not should_retry(failure.status, failure.headers):
+            return False
+        if failure.refused and state.attempt_number > REFUSED_RETRIES:
+            return False
+        asked = retry_after(failure.headers)
+        if asked is not None and asked > self.settings.max_wait:
+            failure.error = _reworded(failure.error, f"{failure.error}; {self._too_long(asked, failure)}")
+            return False
+        return True
+
+    def _too_long(self, asked: float, failure: _Failure) -> str:
+        header = "retry-after-ms" if "retry-after-ms" in failure.headers else "retry-after"
+        return (
+            f"the server asked to wait {_seconds(asked)}s before retrying ({header}: "
+            f"{failure.headers[header]}), longer than max_wait={self.settings.max_wait:g}s; pass "
+            f"max_wait={math.ceil(asked)} (or more) to wait that long, or try again later"
+        )
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -100,55 +195,114 @@ class ApiClient:
 
     def _before_sleep(self, state: RetryCallState) -> None:
         self.stats.retries += 1
+        failure = state.outcome.exception() if state.outcome else None
+        now = time.monotonic()
+        if isinstance(failure, _Failure) and failure.status is None and now >= self._quiet_until:
+            # Once a minute at most: a bulk fan-out meeting the odd dropped connection must not flood
+            # stderr, while a server that is down is never silent for long.
+            self._quiet_until = now + WARNING_INTERVAL
+            if failure.refused:
+                plan = f"the connection was refused; retrying {REFUSED_RETRIES} times quickly, then giving up"
+            else:
+                plan = f"retrying up to {self.settings.max_retries} times (max_retries=) before giving up"
+            logger.warning("%s; %s", failure.error, plan)
 
     async def _attempt(self, path: str, params: Sequence[tuple[str, str]]) -> bytes:
         # Pace inside the slot: a task waiting for a slot must not have passed the pacer before a 429 or
         # a low budget set the pace, or it would be sent unpaced when the slot frees up.
+        failure: _Failure | DuckDBOpenAIError
         async with self._slots:
-            await self.pacer.acquire()
-            self.stats.requests += 1
             try:
-                reply = await self._http.get(path, params)
-            except TransportTimeout:
-                error: DuckDBOpenAIError = APITimeoutError(
-                    f"no answer from {self.settings.base_url} within {self.settings.timeout:g}s "
-                    "(raise timeout= if the server is slow)",
-                    base_url=self.settings.base_url,
-                )
-                raise _Failure(error, None, {}) from None
-            except TransportFailure as exc:
-                error = APIConnectionError(
-                    f"could not reach {self.settings.base_url}: {self._redact(str(exc))} "
-                    "(check base_url / OPENAI_BASE_URL and that the server is up)",
-                    base_url=self.settings.base_url,
-                )
-                raise _Failure(error, None, {}) from None
-        self.pacer.observe(reply.status, reply.headers)
-        if reply.status == 429:
-            self.stats.throttled += 1
-        if 200 <= reply.status < 300:
-            return reply.body
-        raise _Failure(self._api_error(reply), reply.status, reply.headers)
+                await self.pacer.acquire()
+            except WaitTooLong as wait:
+                failure = self._budget_error(wait)
+            else:
+                self.stats.requests += 1
+                try:
+                    reply = await self._http.get(path, params)
+                except TransportTimeout:
+                    failure = _Failure(
+                        APITimeoutError(
+                            f"no complete answer from {self.settings.base_url} within "
+                            f"{self.settings.timeout:g}s (raise timeout= if the server is slow)",
+                            base_url=self.settings.base_url,
+                        ),
+                        None,
+                        {},
+                    )
+                except TransportFailure as exc:
+                    if exc.untrusted:
+                        hint = (
+                            "the server's certificate is not trusted: if a private or corporate CA signed "
+                            "it, pass verify='/path/to/ca.pem' or set SSL_CERT_FILE"
+                        )
+                    else:
+                        hint = "check base_url / OPENAI_BASE_URL, the proxy, and that the server is up"
+                    what = "the connection to {} broke" if exc.connected else "could not reach {}"
+                    failure = _Failure(
+                        APIConnectionError(
+                            f"{what.format(self.settings.base_url)}{self._via()}: "
+                            f"{self._redact(str(exc))} ({hint})",
+                            base_url=self.settings.base_url,
+                        ),
+                        None,
+                        {},
+                        refused=exc.refused,
+                        permanent=exc.untrusted,
+                    )
+                except TransportTooLarge as exc:
+                    failure = ResponseFormatError(
+                        f"the answer from {self.settings.base_url} (HTTP {exc.status}) holds more than "
+                        f"max_response_bytes={exc.limit} bytes once decompressed; reading stopped there. "
+                        "Pass a larger max_response_bytes= if the server really sends pages that large"
+                    )
+                else:
+                    self.pacer.observe(reply.status, reply.headers)
+                    if reply.status == 429:
+                        self.stats.throttled += 1
+                    if 200 <= reply.status < 300:
+                        # A server echoing the request must not hand the key to the decoder, whose
+                        # errors quote the body and whose rows could hold it.
+                        if self._key in reply.body:
+                            return reply.body.replace(self._key, b"***")
+                        return reply.body
+                    failure = _Failure(self._api_error(reply), reply.status, reply.headers)
+        raise failure
+
+    def _via(self) -> str:
+        proxy = self.settings.proxy_display()
+        return f" (through the proxy {proxy})" if proxy else ""
+
+    def _budget_error(self, wait: WaitTooLong) -> RateLimitError:
+        return RateLimitError(
+            f"{wait.reason}: the next request would wait {_seconds(wait.seconds)}s, longer than "
+            f"max_wait={self.settings.max_wait:g}s; pass max_wait={math.ceil(wait.seconds)} (or more) to "
+            "wait that long, or try again later",
+            status=429,
+        )
 
     def _api_error(self, reply: Reply) -> APIError:
         status = reply.status
+        # Redact the whole body before any of it is cut or parsed: a cut could leave a prefix of the key.
+        text = self._redact(reply.body.decode("utf-8", "replace"))
         body: Any = None
         try:
-            body = json.loads(reply.body)
-        except ValueError:
+            body = json.loads(text)
+        except (ValueError, RecursionError):
             body = None
         detail = body.get("error") if isinstance(body, dict) else None
-        if not isinstance(detail, dict):
-            detail = {}
-        text = reply.body[:300].decode("utf-8", "replace")
-        api_message = detail.get("message") or text or reply.reason or f"HTTP {status}"
-        api_message = self._redact(str(api_message))
-        code = detail.get("code") if isinstance(detail.get("code"), str) else None
         cls = api_error_for_status(status)
+        request_id = self._field(reply.headers.get("x-request-id"))
+        if not isinstance(detail, dict):
+            return cls(self._not_an_api_error(reply, text), status=status, request_id=request_id)
+        api_message = self._field(detail.get("message")) or reply.reason or f"HTTP {status}"
+        code = self._field(detail.get("code"))
         label = f"{status} {code}" if code else str(status)
         if cls is AuthenticationError:
             hint = self.settings.key_hint()
             message = f"the API key was rejected ({label}): {api_message} Set the key with {hint}."
+        elif cls is NotFoundError and self.settings.base_url == DEFAULT_BASE_URL:
+            message = f"not found ({label}): {api_message}; {self._retired()}"
         elif cls is NotFoundError:
             message = f"not found ({label}): {api_message}"
         else:
@@ -156,11 +310,44 @@ class ApiClient:
         return cls(
             message,
             status=status,
-            type=detail.get("type") if isinstance(detail.get("type"), str) else None,
+            type=self._field(detail.get("type")),
             code=code,
-            param=detail.get("param") if isinstance(detail.get("param"), str) else None,
-            request_id=reply.headers.get("x-request-id"),
+            param=self._field(detail.get("param")),
+            request_id=request_id,
         )
 
+    def _not_an_api_error(self, reply: Reply, text: str) -> str:
+        """The message for an error status whose body is not the API's JSON error object."""
+        content_type = reply.headers.get("content-type", "").lower()
+        stripped = text.lstrip()
+        if "html" in content_type or stripped[:1] == "<":
+            what = "an HTML page"
+        elif not stripped:
+            what = "an empty body"
+        else:
+            cut = stripped[:PREVIEW_CHARS] + ("..." if len(stripped) > PREVIEW_CHARS else "")
+            kind = (
+                "a JSON body without an error object" if stripped[:1] in "{[" else "a body that is not JSON"
+            )
+            what = f"{kind} ({cut!r})"
+        base = self.settings.base_url
+        message = f"the server at {base} answered {reply.status} {reply.reason}".rstrip()
+        message += f" with {what}, not an OpenAI API error"
+        if reply.status == 404 and base == DEFAULT_BASE_URL:
+            return f"{message}: {self._retired()}"
+        if reply.status >= 500:
+            return f"{message} (a gateway or proxy in between may have failed)"
+        return f"{message}: check base_url (or OPENAI_BASE_URL){self._via() and ' and the proxy'}"
+
+    @staticmethod
+    def _retired() -> str:
+        return (
+            f"the Assistants API was retired at {DEFAULT_BASE_URL} on {ASSISTANTS_RETIRED}; set base_url "
+            "(or OPENAI_BASE_URL) to a server that keeps it (Azure OpenAI or a compatible server)"
+        )
+
+    def _field(self, value: object) -> str | None:
+        return self._redact(value) if isinstance(value, str) else None
+
     def _redact(self, text: str) -> str:
-        return text.replace(self.settings.api_key.reveal(), "***")
+        return redact(text, self._secrets)

@@ -9,13 +9,17 @@ False
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import ipaddress
 import os
 import platform
+import ssl
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
-from urllib.parse import urlsplit
+from typing import Any, Literal, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 from duckdb_openai._version import __version__
 from duckdb_openai.errors import ConfigurationError
@@ -23,7 +27,9 @@ from duckdb_openai.errors import ConfigurationError
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_MAX_RETRIES",
+    "DEFAULT_MAX_WAIT",
     "DEFAULT_TIMEOUT",
     "OnError",
     "Progress",
@@ -37,12 +43,20 @@ DEFAULT_MAX_RETRIES = 6
 DEFAULT_MAX_CONCURRENCY = 32
 MAX_CONCURRENCY_LIMIT = 1024
 MAX_RETRIES_LIMIT = 50
+#: The longest wait a server may ask for (Retry-After, an empty rate-limit budget) that the client sits
+#: out; a longer one fails at once, saying how long was asked. Minutes of silence look like a hang.
+DEFAULT_MAX_WAIT = 60.0
+#: The most a response may hold once decoded (decompressed). A page of 100 run steps with file-search
+#: content is a few MB; this bounds memory against a server sending far more (or a gzip bomb).
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 ENV_API_KEY = "OPENAI_API_KEY"
 ENV_BASE_URL = "OPENAI_BASE_URL"
 ENV_ORGANIZATION = "OPENAI_ORG_ID"
 ENV_PROJECT = "OPENAI_PROJECT_ID"
 ENV_API_VERSION = "OPENAI_API_VERSION"
+ENV_CA_FILE = "SSL_CERT_FILE"
+ENV_CA_DIR = "SSL_CERT_DIR"
 
 OnError = Literal["raise", "skip"]
 Progress = Literal["auto", "on", "off"]
@@ -69,6 +83,20 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+    # Pickling would write the value in clear (to a file, a process pool's pipe); refuse it, and say how
+    # to give another process the key. Copies are the same immutable object.
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError(
+            "a Secret (an API key or proxy credentials) cannot be pickled, so Settings cannot be either: "
+            f"give the other process its key through {ENV_API_KEY} or api_key=, and its own settings"
+        )
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> Secret:
+        return self
 
 
 def _is_loopback(host: str) -> bool:
@@ -107,6 +135,17 @@ class Settings:
     #: The shortest and longest pause between retries; tests shorten them, never to zero.
     retry_initial_delay: float = 0.5
     retry_max_delay: float = 8.0
+    #: The longest server-requested wait (seconds) sat out; a longer one fails at once.
+    max_wait: float = DEFAULT_MAX_WAIT
+    #: The most a response may hold once decompressed; past it, ResponseFormatError.
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    #: The proxy every request to base_url goes through (from proxy= or the environment), or None.
+    proxy: Secret | None = field(default=None, repr=False)
+    #: TLS: False (no verification), a caller's SSLContext, or True with the CA bundle or directory to
+    #: trust (None: the system store plus certifi's bundle).
+    verify: bool | ssl.SSLContext = True
+    ca_file: str | None = None
+    ca_dir: str | None = None
 
     @classmethod
     def resolve(
@@ -128,9 +167,23 @@ class Settings:
         allow_insecure_http: bool = False,
         retry_initial_delay: float = 0.5,
         retry_max_delay: float = 8.0,
+        max_wait: float = DEFAULT_MAX_WAIT,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        proxy: str | bool | None = None,
+        verify: bool | str | ssl.SSLContext = True,
         env: Mapping[str, str] | None = None,
+        **unknown: Any,
     ) -> Settings:
-        """Apply the environment fallbacks and validate; raises ConfigurationError naming the fix."""
+        """Apply the environment fallbacks and validate; raises ConfigurationError naming the fix.
+
+        `proxy`: a proxy URL; None (the default) takes HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and NO_PROXY
+        from the environment, as httpx and the openai SDK do; False uses no proxy. `verify`: True (the
+        default) trusts SSL_CERT_FILE / SSL_CERT_DIR when set, else the system store and certifi's
+        bundle; a path trusts that CA bundle (file) or directory; an `ssl.SSLContext` is used as is;
+        False turns verification off.
+        """
+        if unknown:
+            _unknown_keyword(sorted(unknown))
         env = os.environ if env is None else env
         source = "api_key="
         if api_key is None:
@@ -141,8 +194,7 @@ class Settings:
                 f"no API key: pass api_key= to register() / read_run_steps(), or set the {ENV_API_KEY} "
                 "environment variable"
             )
-        if any(ch.isspace() for ch in api_key):
-            raise ConfigurationError(f"the API key from {source} contains white space; check how it was set")
+        _check_key(api_key, source)
         base_url = (base_url or env.get(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
         organization = organization or env.get(ENV_ORGANIZATION) or None
         project = project or env.get(ENV_PROJECT) or None
@@ -155,6 +207,9 @@ class Settings:
             _check_number("requests_per_second", requests_per_second, low=0.01, high=100_000.0)
         _check_number("retry_initial_delay", retry_initial_delay, low=0.0001, high=60.0)
         _check_number("retry_max_delay", retry_max_delay, low=retry_initial_delay, high=600.0)
+        _check_number("max_wait", max_wait, low=0.0, high=86_400.0)
+        _check_int("max_response_bytes", max_response_bytes, low=1024, high=2**40)
+        ca_file, ca_dir, verify_mode = _resolve_verify(verify, env, base_url)
         return cls(
             api_key=Secret(api_key),
             base_url=base_url,
@@ -172,7 +227,35 @@ class Settings:
             api_key_source=source,
             retry_initial_delay=retry_initial_delay,
             retry_max_delay=retry_max_delay,
+            max_wait=float(max_wait),
+            max_response_bytes=max_response_bytes,
+            proxy=_resolve_proxy(proxy, env, base_url),
+            verify=verify_mode,
+            ca_file=ca_file,
+            ca_dir=ca_dir,
         )
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The keyword arguments `resolve` takes (what Client, register and read_* accept)."""
+        parameters = inspect.signature(cls.resolve).parameters
+        return [name for name, p in parameters.items() if p.kind is p.KEYWORD_ONLY and name != "env"]
+
+    def secrets(self) -> list[str]:
+        """Every secret text these settings hold (the key; a proxy URL and its credentials), for `redact`."""
+        found = [self.api_key.reveal()]
+        if self.proxy is not None:
+            url = self.proxy.reveal()
+            parts = urlsplit(url)
+            # The password alone too (a server may echo it decoded); not a short one, which would cut
+            # random letters out of every message.
+            password = parts.password or ""
+            found += [url, parts.netloc] + ([password] if len(password) >= 4 else [])
+        return found
+
+    def proxy_display(self) -> str | None:
+        """The proxy URL without its credentials, for messages."""
+        return None if self.proxy is None else _without_credentials(self.proxy.reveal())
 
     def headers(self) -> dict[str, str]:
         """The headers every request carries, the key included: never log or print these."""
@@ -240,6 +323,107 @@ def _check_base_url(base_url: str, allow_insecure_http: bool) -> None:
             f"base_url {base_url!r} would send the API key unencrypted to {parts.hostname}; use https://, "
             "or pass allow_insecure_http=True if the network is trusted"
         )
+
+
+def _unknown_keyword(names: list[str]) -> NoReturn:
+    valid = Settings.names()
+    name = names[0]
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ConfigurationError(
+        f"unknown setting {name!r}: {hint}the settings are {', '.join(valid)}"
+        + (f" (also unknown: {', '.join(map(repr, names[1:]))})" if names[1:] else "")
+    )
+
+
+def _check_key(api_key: str, source: str) -> None:
+    # A header value must be visible ASCII; anything else is refused here, before it could reach a
+    # socket or an error text (over HTTP/2, h2 put the whole header into its exception's message).
+    for position, ch in enumerate(api_key):
+        if ch.isspace():
+            raise ConfigurationError(
+                f"the API key from {source} contains white space (at position {position}); "
+                "check how it was set"
+            )
+        if not "!" <= ch <= "~":
+            raise ConfigurationError(
+                f"the API key from {source} contains a control or non-ASCII character (at position "
+                f"{position}); check how it was set"
+            )
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _env(env: Mapping[str, str], name: str) -> str | None:
+    # Lower case first, as curl and urllib read them.
+    return env.get(name.lower()) or env.get(name.upper()) or None
+
+
+def _resolve_proxy(proxy: str | bool | None, env: Mapping[str, str], base_url: str) -> Secret | None:
+    """The proxy for base_url: the argument, else the environment's for its scheme unless NO_PROXY
+    names its host. A client only ever talks to base_url's host, so this is decided once, here."""
+    if proxy is False:
+        return None
+    if proxy is True or proxy is None:
+        target = urlsplit(base_url)
+        chosen = _env(env, f"{target.scheme}_proxy") or _env(env, "all_proxy")
+        if not chosen:
+            return None
+        no_proxy = _env(env, "no_proxy")
+        host = target.hostname or ""
+        # The standard library's NO_PROXY matching (host suffixes, ports, "*"), given our env mapping.
+        if no_proxy and urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]
+            f"{host}:{target.port}" if target.port else host, {"no": no_proxy}
+        ):
+            return None
+        origin = "the environment's proxy variable"
+        proxy = chosen
+    elif isinstance(proxy, str):
+        origin = "proxy="
+    else:
+        raise ConfigurationError(f"proxy must be a URL, None or False, not {type(proxy).__name__}")
+    if "://" not in proxy:  # curl and httpx read a bare host:port as an http:// proxy
+        proxy = "http://" + proxy
+    parts = urlsplit(proxy)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"the proxy from {origin} ({_without_credentials(proxy)!r}) is not an http(s):// URL, "
+            "e.g. 'http://proxy.example:3128'"
+        )
+    return Secret(proxy)
+
+
+def _resolve_verify(
+    verify: bool | str | ssl.SSLContext, env: Mapping[str, str], base_url: str
+) -> tuple[str | None, str | None, bool | ssl.SSLContext]:
+    """(CA file, CA directory, verify) for the transports."""
+    if isinstance(verify, ssl.SSLContext) or verify is False:
+        return None, None, verify
+    if verify is True:
+        ca_file, ca_dir = env.get(ENV_CA_FILE) or None, env.get(ENV_CA_DIR) or None
+        origin_file, origin_dir = f"${ENV_CA_FILE}", f"${ENV_CA_DIR}"
+    elif isinstance(verify, (str, os.PathLike)):
+        path = os.fspath(verify)
+        ca_file, ca_dir = (None, path) if os.path.isdir(path) else (path, None)
+        origin_file = origin_dir = "verify="
+    else:
+        raise ConfigurationError(
+            f"verify must be True, False, a CA bundle path or an ssl.SSLContext, not {verify!r}"
+        )
+    # Only an https base URL uses them; a stale variable must not break the emulator over http.
+    if urlsplit(base_url).scheme == "https":
+        if ca_file is not None and not os.path.isfile(ca_file):
+            raise ConfigurationError(f"the CA bundle {ca_file!r} from {origin_file} is not a file")
+        if ca_dir is not None and not os.path.isdir(ca_dir):
+            raise ConfigurationError(f"the CA directory {ca_dir!r} from {origin_dir} is not a directory")
+    return ca_file, ca_dir, True
 
 
 def _check_int(name: str, value: int, *, low: int, high: int) -> None:

@@ -19,10 +19,23 @@
         └── RunFetchError           ... of run steps (thread_id, run_id)
 
 Messages name the offending value and what to do about it. They never contain the API key: the key
-lives only in request headers, and messages are built from the API's own error text, which masks it.
+lives only in request headers, every text taken from a response passes through `redact` (whole, before
+it is cut), and no error keeps an exception that saw the request (its `__context__` and `__cause__`
+hold only other errors of this tree).
+
+Every error survives pickling with its attributes, so a failure inside a `concurrent.futures` or
+`multiprocessing` worker reaches the parent as itself:
+
+>>> import pickle
+>>> error = pickle.loads(pickle.dumps(NotFoundError("not found (404)", status=404, code="x")))
+>>> type(error).__name__, error.status, error.code, str(error)
+('NotFoundError', 404, 'x', 'not found (404)')
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "APIConnectionError",
@@ -41,11 +54,39 @@ __all__ = [
     "RunFetchError",
     "ServerError",
     "api_error_for_status",
+    "redact",
 ]
+
+#: What a secret is replaced with in any text that can reach a user or a log.
+REDACTED = "***"
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every occurrence of each secret replaced by `***`.
+
+    >>> redact("Bearer sk-abc and sk-abc", ["sk-abc"])
+    'Bearer *** and ***'
+    """
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _unpickle(cls: type[DuckDBOpenAIError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class DuckDBOpenAIError(Exception):
     """The base of every error this package raises."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception pickles as cls(*args), which subclasses with keyword-only arguments cannot take; a
+        # 404 in a process pool then surfaced as BrokenProcessPool. Rebuild from args and attributes.
+        return (_unpickle, (type(self), self.args, dict(self.__dict__)))
 
 
 class ConfigurationError(DuckDBOpenAIError, ValueError):

@@ -18,12 +18,10 @@ from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from time import time
 
-__all__ = ["MAX_RETRY_AFTER", "RETRYABLE_STATUSES", "retry_after", "retry_delay", "should_retry"]
+__all__ = ["RETRYABLE_STATUSES", "retry_after", "retry_delay", "should_retry"]
 
 #: Statuses worth another try: timeouts, lock conflicts, rate limits and server errors.
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
-#: A Retry-After longer than this is not honoured as given (a server asking for minutes wants a human).
-MAX_RETRY_AFTER = 60.0
 #: Backoff jitter: the delay is scaled by a factor drawn from [1 - JITTER, 1].
 JITTER = 0.25
 
@@ -43,7 +41,8 @@ def should_retry(status: int | None, headers: Mapping[str, str]) -> bool:
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
     """The server's requested wait in seconds (`retry-after-ms`, then `retry-after` as seconds or an HTTP
-    date), or None when absent, unparsable or out of (0, MAX_RETRY_AFTER]."""
+    date), or None when absent, unparsable or not positive. However long: the client decides whether to
+    sit it out (`max_wait`) or fail at once."""
     value: float | None = None
     if "retry-after-ms" in headers:
         try:
@@ -59,7 +58,7 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
                 value = parsedate_to_datetime(raw).timestamp() - time()
             except (TypeError, ValueError):
                 value = None
-    if value is None or not 0 < value <= MAX_RETRY_AFTER:
+    if value is None or not 0 < value < float("inf"):
         return None
     return value
 
