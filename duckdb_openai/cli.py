@@ -64,7 +64,7 @@ app = typer.Typer(
 )
 
 
-class Format(str, enum.Enum):
+class Format(enum.StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
