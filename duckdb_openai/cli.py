@@ -213,7 +213,7 @@ def emulator(ctx: typer.Context) -> None:
         from duckdb_openai.emulator.cli import main as emulator_main
     except ImportError as exc:
         raise _fail(f"the emulator needs its extra: pip install 'duckdb-openai[emulator]' ({exc})") from None
-    raise typer.Exit(emulator_main(list(ctx.args)))
+    raise typer.Exit(emulator_main(list(ctx.args), prog="duckdb-openai emulator"))
 
 
 def main() -> None:

@@ -211,3 +211,54 @@ def test_emulator_options_are_forwarded() -> None:
     assert result.returncode == 0 and "--latency-ms" in result.stdout
     bad = cli("emulator", "--fault-rate", "7", env=environment(None))
     assert bad.returncode == 2 and "between 0 and 1" in bad.stderr
+
+
+def test_emulator_writes_a_manifest(tmp_path: Path) -> None:
+    from duckdb_openai.emulator import Dataset, DatasetConfig
+
+    manifest = tmp_path / "runs.csv"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "duckdb_openai.cli",
+            "emulator",
+            "--threads",
+            "2",
+            "--manifest",
+            str(manifest),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(None),
+    )
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], TIMEOUT_S)
+        assert ready and process.stdout.readline().startswith("http://127.0.0.1:")
+        with manifest.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        runs = Dataset(seed=7, config=DatasetConfig(threads=2)).runs
+        assert [(r["thread_id"], r["run_id"], r["customer"]) for r in rows] == [
+            (run.thread_id, run.run_id, run.customer) for run in runs
+        ]
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=TIMEOUT_S)
+        assert process.returncode == 0 and f"Manifest: {manifest}" in err
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def test_emulator_takes_every_option_of_the_module() -> None:
+    """`duckdb-openai emulator` and `python -m duckdb_openai.emulator` take the same options."""
+    module = subprocess.run(
+        [sys.executable, "-m", "duckdb_openai.emulator", "--help"], capture_output=True, text=True, check=True
+    )
+    wrapped = cli("emulator", "--help", env=environment(None))
+    assert wrapped.returncode == 0 and wrapped.stdout.startswith("usage: duckdb-openai emulator")
+    options = set(re.findall(r"--[a-z][a-z-]+", module.stdout))
+    assert {"--manifest", "--latency-ms", "--api-key", "--quiet"} <= options
+    assert set(re.findall(r"--[a-z][a-z-]+", wrapped.stdout)) == options
