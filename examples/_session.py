@@ -39,7 +39,9 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
     """The examples' common arguments, described by the first line of the example's docstring."""
     result = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
     source = result.add_mutually_exclusive_group(required=True)
-    source.add_argument("manifest", nargs="?", help="CSV of your runs, with columns thread_id, run_id and customer")
+    source.add_argument(
+        "manifest", nargs="?", help="CSV of your runs, with columns thread_id, run_id and customer"
+    )
     source.add_argument("--emulator", action="store_true", help="use the bundled emulator and its manifest")
     return result
 
