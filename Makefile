@@ -1,4 +1,5 @@
-# Every target creates the virtual environment on first use, so a fresh clone needs only Python 3.10+.
+# Every target creates the virtual environment on first use, so a fresh clone needs only Python 3.11+
+# (duckdb 2 needs 3.11) and make; PYTHON=python3.12 make test picks another interpreter.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -7,6 +8,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test check bench fmt clean
 
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "duckdb-openai needs Python 3.11+ (duckdb 2 does), and $(PYTHON) is " + sys.version.split()[0] + ": run make PYTHON=python3.11 ...")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

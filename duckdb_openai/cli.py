@@ -26,7 +26,8 @@ order and the last one's result is written. Formats:
 Without `--output`, csv and json are written by DuckDB to a temporary file that is then copied to
 stdout, so a shell's `>>` appends rather than DuckDB truncating what stdout points at.
 
-Errors print one line, `error: ...`, on stderr: exit status 1, or 2 for a wrong command line.
+Errors print one line, `error: ...`, on stderr: exit status 1, or 2 for a wrong command line. Ctrl-C
+cancels the query's requests and prints `interrupted`: exit status 130, as shells report SIGINT.
 """
 
 from __future__ import annotations
@@ -36,8 +37,11 @@ import enum
 import os
 import re
 import shutil
+import signal
+import socket
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Annotated
@@ -47,12 +51,16 @@ import typer
 
 from duckdb_openai._version import __version__
 from duckdb_openai.errors import DuckDBOpenAIError
+from duckdb_openai.runtime import interrupted
 from duckdb_openai.sql import register
 
 __all__ = ["Format", "app", "main"]
 
 #: The name the query's result is registered under while it is written.
 RESULT_VIEW = "__duckdb_openai_cli_result"
+
+#: The exit status after Ctrl-C: 128 + SIGINT, what a shell reports for a process SIGINT ended.
+EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="duckdb-openai",
@@ -64,7 +72,7 @@ app = typer.Typer(
 )
 
 
-class Format(str, enum.Enum):
+class Format(enum.StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
@@ -160,6 +168,64 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _interrupted() -> typer.Exit:
+    typer.echo("interrupted", err=True)
+    return typer.Exit(EXIT_INTERRUPTED)
+
+
+class _Sigint:
+    """Turns Ctrl-C into `con.interrupt()` at once, and remembers that it came.
+
+    While DuckDB runs plain SQL the main thread never runs Python code, so a Python SIGINT handler (the
+    package installs one to cancel requests) would wait for the query's end; but Python's C-level handler
+    writes every signal to the wakeup fd at once, and a thread reading it interrupts the connection (which
+    also cancels the package's in-flight requests). A Ctrl-C then surfaces in several forms
+    (KeyboardInterrupt, a DuckDB error wrapping it, "Interrupted!"), so the flag, not the exception's
+    type, tells an interruption from a failure. The handler is this command's only while it runs."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def _note(self, signum: int, frame: object) -> None:
+        # Cancel every in-flight request of this process, but raise nothing here: a KeyboardInterrupt
+        # raised into whatever Python code runs (a generator's cleanup, say) only adds noise; the
+        # interrupted query fails on its own and the flag tells why.
+        self.seen = True
+        interrupted(None)
+
+    @contextlib.contextmanager
+    def watching(self, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+        # An ignored SIGINT (a background job) stays ignored; the wakeup fd is the main thread's to set.
+        if (
+            not callable(signal.getsignal(signal.SIGINT))
+            or threading.current_thread() is not threading.main_thread()
+        ):
+            yield
+            return
+        reader, writer = socket.socketpair()
+        writer.setblocking(False)
+        previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        previous_handler = signal.signal(signal.SIGINT, self._note)
+
+        def watch() -> None:
+            while data := reader.recv(64):
+                if signal.SIGINT in data:
+                    self.seen = True
+                    interrupted(None)  # every request in flight, the catalog form's too
+                    con.interrupt()
+
+        thread = threading.Thread(target=watch, name="duckdb-openai-cli-sigint", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous_handler)
+            signal.set_wakeup_fd(previous)
+            writer.close()  # ends the watcher's recv
+            thread.join(timeout=5)
+            reader.close()
+
+
 @app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="The SQL; with several statements, the last one's result.")],
@@ -186,17 +252,30 @@ def query(
     except duckdb.Error as exc:
         raise _fail(one_line(exc)) from None
     registration = None
+    sigint = _Sigint()
     try:
+        if not sys.stdout.isatty():
+            # DuckDB draws its progress bar on stdout: in a pipe or a file it would corrupt the result.
+            con.execute("SET enable_progress_bar = false")
         registration = register(con, base_url=base_url)
-        relation = con.sql(sql)
-        if relation is not None:
-            _write(con, relation, fmt, output, max_rows)
-    except (DuckDBOpenAIError, duckdb.Error) as exc:
-        raise _fail(one_line(exc)) from None
+        with sigint.watching(con):
+            relation = con.sql(sql)
+            if relation is not None:
+                _write(con, relation, fmt, output, max_rows)
+        if sigint.seen:
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        raise _interrupted() from None
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(0) from None
+    except Exception as exc:
+        if sigint.seen:
+            raise _interrupted() from None
+        if isinstance(exc, DuckDBOpenAIError | duckdb.Error):
+            raise _fail(one_line(exc)) from None
+        raise
     finally:
         if registration is not None:
             registration.close()
@@ -213,12 +292,16 @@ def emulator(ctx: typer.Context) -> None:
         from duckdb_openai.emulator.cli import main as emulator_main
     except ImportError as exc:
         raise _fail(f"the emulator needs its extra: pip install 'duckdb-openai[emulator]' ({exc})") from None
-    raise typer.Exit(emulator_main(list(ctx.args)))
+    raise typer.Exit(emulator_main(list(ctx.args), prog="duckdb-openai emulator"))
 
 
 def main() -> None:
     """The console script `duckdb-openai`."""
-    app(prog_name="duckdb-openai")
+    try:
+        app(prog_name="duckdb-openai")
+    except KeyboardInterrupt:  # outside a command (click turns one inside into "Aborted!")
+        typer.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -233,7 +233,7 @@ class _Aiohttp:
         failure: Exception
         try:
             return await asyncio.wait_for(self._get(path, params), self._timeout)
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             failure = TransportTimeout(str(exc))
         except aiohttp.ClientError as exc:
             failure = _failure(exc)
@@ -279,7 +279,7 @@ class _Httpx:
         failure: Exception
         try:
             return await asyncio.wait_for(self._get(path, params), self._timeout)
-        except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
+        except (TimeoutError, httpx.TimeoutException) as exc:
             failure = TransportTimeout(str(exc))
         except httpx.TransportError as exc:
             # httpx's exceptions carry the request, headers included; keep only the text.

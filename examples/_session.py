@@ -21,10 +21,11 @@ import duckdb_openai
 
 __all__ = ["STEPS", "STEP_KIND", "load_steps", "parser", "session"]
 
-#: Every step of every run in `my_runs`, with the run log's own columns in front.
+#: Every step of every run in `my_runs`, with the run's customer in front (the one column of the run log
+#: the examples use besides the ids).
 STEPS = """
 CREATE OR REPLACE TABLE steps AS
-SELECT r.customer, r.app_version, s.*
+SELECT r.customer, s.*
 FROM my_runs r, run_steps(r.thread_id, r.run_id) s
 """
 
@@ -38,7 +39,9 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
     """The examples' common arguments, described by the first line of the example's docstring."""
     result = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
     source = result.add_mutually_exclusive_group(required=True)
-    source.add_argument("manifest", nargs="?", help="CSV of your runs: thread_id, run_id, customer, ...")
+    source.add_argument(
+        "manifest", nargs="?", help="CSV of your runs, with columns thread_id, run_id and customer"
+    )
     source.add_argument("--emulator", action="store_true", help="use the bundled emulator and its manifest")
     return result
 

@@ -11,6 +11,7 @@ import select
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +212,112 @@ def test_emulator_options_are_forwarded() -> None:
     assert result.returncode == 0 and "--latency-ms" in result.stdout
     bad = cli("emulator", "--fault-rate", "7", env=environment(None))
     assert bad.returncode == 2 and "between 0 and 1" in bad.stderr
+
+
+def test_emulator_writes_a_manifest(tmp_path: Path) -> None:
+    from duckdb_openai.emulator import Dataset, DatasetConfig
+
+    manifest = tmp_path / "runs.csv"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "duckdb_openai.cli",
+            "emulator",
+            "--threads",
+            "2",
+            "--manifest",
+            str(manifest),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(None),
+    )
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], TIMEOUT_S)
+        assert ready and process.stdout.readline().startswith("http://127.0.0.1:")
+        with manifest.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        runs = Dataset(seed=7, config=DatasetConfig(threads=2)).runs
+        assert [(r["thread_id"], r["run_id"], r["customer"]) for r in rows] == [
+            (run.thread_id, run.run_id, run.customer) for run in runs
+        ]
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=TIMEOUT_S)
+        assert process.returncode == 0 and f"Manifest: {manifest}" in err
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def test_emulator_takes_every_option_of_the_module() -> None:
+    """`duckdb-openai emulator` and `python -m duckdb_openai.emulator` take the same options."""
+    module = subprocess.run(
+        [sys.executable, "-m", "duckdb_openai.emulator", "--help"], capture_output=True, text=True, check=True
+    )
+    wrapped = cli("emulator", "--help", env=environment(None))
+    assert wrapped.returncode == 0 and wrapped.stdout.startswith("usage: duckdb-openai emulator")
+    options = set(re.findall(r"--[a-z][a-z-]+", module.stdout))
+    assert {"--manifest", "--latency-ms", "--api-key", "--quiet"} <= options
+    assert set(re.findall(r"--[a-z][a-z-]+", wrapped.stdout)) == options
+
+
+def _default_sigint() -> None:
+    # A test runner started as a background job inherits an ignored SIGINT; a user's shell gives the
+    # command the default one, so the child gets that.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("form", ["table_function", "stackql", "plain_sql"])
+def test_ctrl_c_exits_130_with_one_line(emulator_factory: Any, form: str) -> None:
+    """Ctrl-C during a long query: exit status 130, `interrupted` on stderr, no traceback, nothing on
+    stdout (DuckDB's progress bar included); the CLI ends long before the server would have answered,
+    so its requests were cancelled, not awaited."""
+    emu = emulator_factory(seed=7, latency_ms=0 if form == "plain_sql" else 120_000)
+    run = emu.dataset.find_run(step_count=101)
+    sql = {
+        "table_function": f"SELECT count(*) FROM run_steps('{run.thread_id}', '{run.run_id}')",
+        "stackql": "SELECT count(*) FROM openai.assistants.run_steps "
+        f"WHERE thread_id = '{run.thread_id}' AND run_id = '{run.run_id}'",
+        # A request first, to know when the CLI is running SQL; then DuckDB's own long work, which the
+        # interrupt must reach (not only the package's requests).
+        "plain_sql": f"SELECT count(*) FROM run_steps('{run.thread_id}', '{run.run_id}'); "
+        "SELECT count(*) FROM range(1000000000000) t(x) WHERE x % 7 = 3",
+    }[form]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "duckdb_openai.cli", "query", "-f", "csv", sql],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(emu.base_url),
+        preexec_fn=_default_sigint,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while time.monotonic() < deadline:
+            stats = emu.stats()
+            if (
+                stats["in_flight"]
+                if form != "plain_sql"
+                else stats["requests"] >= 2 and not stats["in_flight"]
+            ):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the query never reached the server")
+        while True:  # as a user would, press Ctrl-C again if the first one fell between two statements
+            process.send_signal(signal.SIGINT)
+            try:
+                out, err = process.communicate(timeout=5)
+                break
+            except subprocess.TimeoutExpired:
+                assert time.monotonic() < deadline + TIMEOUT_S, "Ctrl-C did not stop the query"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, err
+    assert err.strip() == "interrupted" and out == ""

@@ -149,3 +149,36 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
         "--manifest",
     ):
         assert option in out
+
+
+def test_banner_tells_how_to_use_it(serve: type[Served], tmp_path: Path) -> None:
+    """After the URL line (alone on stdout), stderr says what to export, the key rule and the manifest."""
+    manifest = tmp_path / "runs.csv"
+    served = serve(["--port", "0", "--threads", "3", "--manifest", str(manifest)])
+    code, rest, err = served.stop()
+    assert code == 0 and rest == "", err
+    lines = err.splitlines()
+    assert f"  export OPENAI_BASE_URL={served.base_url}" in lines
+    assert any(line.startswith("  export OPENAI_API_KEY=sk-any ") and "any" in line for line in lines)
+    runs = len(Dataset(seed=7, config=DatasetConfig(threads=3)).runs)
+    assert f"Manifest: {manifest}, its {runs:,} runs as CSV, one row each, to join with run_steps:" in lines
+    with manifest.open(newline="") as handle:
+        header = next(csv.reader(handle))
+    for column in header:  # every column of the file is explained
+        assert any(line.split()[:1] == [column] for line in lines), column
+
+
+def test_banner_key_line_works_and_quiet_leaves_it_out(serve: type[Served]) -> None:
+    served = serve(["--port", "0", "--threads", "2", "--quiet"])
+    run = Dataset(seed=7, config=DatasetConfig(threads=2)).runs[0]
+    url = f"{served.base_url}/threads/{run.thread_id}/runs/{run.run_id}/steps"
+    assert httpx.get(url, headers={**HEADERS, "Authorization": "Bearer sk-any"}).status_code == 200
+    code, rest, err = served.stop()
+    assert code == 0 and rest == "" and err == ""
+
+
+def test_banner_with_a_required_key_does_not_print_it(serve: type[Served]) -> None:
+    served = serve(["--port", "0", "--threads", "2", "--api-key", "sk-required-one"])
+    code, _, err = served.stop()
+    assert code == 0 and "sk-required-one" not in err
+    assert "export OPENAI_API_KEY=... " in err and "No manifest: --manifest runs.csv" in err

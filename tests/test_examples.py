@@ -181,9 +181,96 @@ def test_latency_breakdown(con: Any, truth: list[dict[str, Any]], tmp_path: Path
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
 
 
+def test_quickstart(con: Any, truth: list[dict[str, Any]]) -> None:
+    module = example("quickstart")
+    groups: defaultdict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for step in truth:
+        groups[(step["customer"], kind(step))].append(step)
+    want = {
+        key: (
+            len(steps),
+            total([len(s["step_details"]["tool_calls"]) for s in steps if s["type"] == "tool_calls"]),
+            sum(s["status"] == "failed" for s in steps),
+            total([s["usage"]["total_tokens"] if s["usage"] else None for s in steps]),
+        )
+        for key, steps in groups.items()
+    }
+    assert {(r[0], r[1]): tuple(r[2:]) for r in module.per_kind(con).fetchall()} == want
+
+    calls: Counter[tuple[str, str]] = Counter()
+    in_failed: Counter[tuple[str, str]] = Counter()
+    for step in truth:
+        for call in step["step_details"].get("tool_calls") or []:
+            calls[(step["customer"], call["type"])] += 1
+            in_failed[(step["customer"], call["type"])] += step["status"] == "failed"
+    assert {(r[0], r[1]): (r[2], r[3]) for r in module.per_tool(con).fetchall()} == {
+        key: (count, in_failed[key]) for key, count in calls.items()
+    }
+    failed = Counter(s["last_error"]["code"] for s in truth if s["status"] == "failed")
+    assert {r[0]: r[1] for r in module.why_failed(con).fetchall()} == failed
+
+
+SCRIPTS = [
+    "quickstart.py",
+    "tokens_by_tool.py",
+    "failed_steps.py",
+    "function_arguments.py",
+    "latency_breakdown.py",
+]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_example_takes_emulator(script: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and "--emulator" in done.stdout, done.stderr
+
+
+def test_quickstart_runs_offline_with_emulator(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "quickstart.py"), "--emulator"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    with Emulator(seed=7) as same:  # the data `--emulator` serves; only its dataset is used here
+        runs = same.dataset.runs
+    steps = sum(run.step_count for run in runs)
+    assert done.stdout.startswith(f"{steps:,} run steps from {len(runs):,} runs\n")
+    assert "code_interpreter+file_search" in done.stdout and "Why steps failed" in done.stdout
+
+
+def test_latency_breakdown_without_matplotlib(emu: Emulator, manifest: Path, tmp_path: Path) -> None:
+    """Without the chart's library the table still prints, and one line says how to get the chart."""
+    hide = (
+        "import runpy, sys; sys.modules['matplotlib'] = None; sys.path.insert(0, sys.argv[1]); "
+        "sys.argv = sys.argv[2:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
+    env = {**os.environ, "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": emu.base_url}
+    done = subprocess.run(
+        [sys.executable, "-c", hide, str(EXAMPLES), str(EXAMPLES / "latency_breakdown.py"), str(manifest)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "code_interpreter" in done.stdout and "p50_s" in done.stdout
+    (note,) = [line for line in done.stdout.splitlines() if line.startswith("chart: ")]
+    assert "matplotlib is not installed" in note and "pip install matplotlib" in note
+    assert not (tmp_path / "latency_breakdown.png").exists()
+
+
 @pytest.mark.parametrize(
     ("script", "expected"),
     [
+        ("quickstart.py", "Why steps failed"),
         ("tokens_by_tool.py", "message_creation"),
         ("failed_steps.py", "rate_limit_exceeded"),
         ("function_arguments.py", "get_order_status"),
@@ -217,6 +304,7 @@ def test_script_without_a_source_explains_itself() -> None:
 
 
 def test_dataframes(con: Any, emu: Emulator, truth: list[dict[str, Any]]) -> None:
+    con.execute("SET TimeZone = 'UTC'")  # as the README says: .df() and .pl() follow DuckDB's TimeZone
     frame = con.sql("SELECT * FROM steps").df()
     assert isinstance(frame, pd.DataFrame) and len(frame) == len(truth)
     created = frame.set_index("id")["created_at"]

@@ -1,9 +1,14 @@
 """``python -m duckdb_openai.emulator``: serve the emulated API until SIGINT/SIGTERM.
 
-Prints exactly one line on stdout when ready, the base URL, then serves::
+Prints exactly one line on stdout when ready, the base URL (tools parse it), then on stderr a short
+banner saying how to use it (``--quiet`` leaves the banner out), then serves::
 
-    $ python -m duckdb_openai.emulator --port 0 --latency-ms 50
+    $ python -m duckdb_openai.emulator --port 0 --manifest runs.csv
     http://127.0.0.1:54321/v1
+    duckdb-openai emulator: the Assistants run-steps API over generated data (seed 7). To use it:
+      export OPENAI_BASE_URL=http://127.0.0.1:54321/v1
+      export OPENAI_API_KEY=sk-any    # any non-empty key works (--api-key KEY to require one)
+    ...
 
 ``main(argv)`` takes the arguments after the command name, so a wrapping command (the
 package's ``duckdb-openai emulator ...``) can forward its argv unchanged.
@@ -14,14 +19,25 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
-from .data import Dataset, DatasetConfig
+from .data import MANIFEST_COLUMNS, Dataset, DatasetConfig
 from .family import Family
 from .server import serve
 from .settings import API_KEY_ENV, DEFAULT_HOST, DEFAULT_SEED, DEFAULT_SLOW_MS, EmulatorSettings
 from .successors import Successors
 
-__all__ = ["build_parser", "main", "settings_from_args"]
+__all__ = ["banner", "build_parser", "main", "settings_from_args"]
+
+#: What the manifest's columns hold, for the banner (a run log as a user of the API keeps one).
+_MANIFEST_MEANING = {
+    "thread_id": "the run's thread id",
+    "run_id": "the run's id",
+    "customer": "who it ran for",
+    "app_version": "the app version that started it",
+    "started_at": "when it started (ISO 8601, UTC)",
+}
+assert set(_MANIFEST_MEANING) == set(MANIFEST_COLUMNS)
 
 _DEFAULTS = DatasetConfig()
 
@@ -50,7 +66,9 @@ def _positive(text: str) -> float:
 def build_parser(prog: str | None = "python -m duckdb_openai.emulator") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="A local server that speaks OpenAI's Assistants run-steps API over generated data.",
+        description="A local server that speaks OpenAI's Assistants API (run steps, runs, messages, "
+        "assistants, threads) and its successors (responses, conversations, stored chat completions) over "
+        "generated data.",
     )
     net = parser.add_argument_group("network")
     net.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on (default: %(default)s)")
@@ -109,6 +127,9 @@ def build_parser(prog: str | None = "python -m duckdb_openai.emulator") -> argpa
         help="write the responses as CSV to PATH (response_id, conversation_id, customer, app_version, "
         "started_at), then serve",
     )
+    parser.add_argument(
+        "--quiet", action="store_true", help="print only the base URL line, no banner on stderr"
+    )
     knobs = parser.add_argument_group("behaviour")
     knobs.add_argument(
         "--latency-ms",
@@ -152,24 +173,53 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the emulator; returns the exit code (0 after SIGINT/SIGTERM)."""
-    parser = build_parser()
+def banner(base_url: str, settings: EmulatorSettings, manifest: Path | None, runs: int) -> str:
+    """How to use the running emulator: the two variables to export, the key rule, the manifest."""
+    key = (
+        "export OPENAI_API_KEY=...        # the key given with --api-key"
+        if settings.api_key is not None
+        else "export OPENAI_API_KEY=sk-any     # any non-empty key works (--api-key KEY requires one)"
+    )
+    lines = [
+        f"duckdb-openai emulator: the Assistants run-steps API over generated data (seed {settings.seed})",
+        "To use it (duckdb-openai, the openai SDK):",
+        f"  export OPENAI_BASE_URL={base_url}",
+        f"  {key}",
+    ]
+    if manifest is None:
+        lines.append(f"No manifest: --manifest runs.csv writes its {runs:,} runs as CSV, one row each.")
+    else:
+        lines.append(f"Manifest: {manifest}, its {runs:,} runs as CSV, one row each, to join with run_steps:")
+        lines += [f"  {name:<12} {_MANIFEST_MEANING[name]}" for name in MANIFEST_COLUMNS]
+    lines.append("Serving until Ctrl-C.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Run the emulator; returns the exit code (0 after SIGINT/SIGTERM). ``prog`` names the command in
+    usage and help (a wrapping command passes its own)."""
+    parser = build_parser(prog) if prog is not None else build_parser()
     args = parser.parse_args(argv)
     try:
         settings = settings_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
+    dataset = Dataset(settings.seed, settings.dataset)
+    manifest = None
     if args.manifest is not None:
-        Dataset(settings.seed, settings.dataset).write_manifest(args.manifest)
+        manifest = dataset.write_manifest(args.manifest).resolve()
     if args.threads_manifest is not None:
-        Family(Dataset(settings.seed, settings.dataset)).write_threads_manifest(args.threads_manifest)
+        Family(dataset).write_threads_manifest(args.threads_manifest)
     if args.responses_manifest is not None:
         Successors(settings.seed).write_manifest(args.responses_manifest)
 
     def announce(base_url: str) -> None:
+        # The URL line first and alone on stdout: tests and tools read it; the banner is for people.
         sys.stdout.write(base_url + "\n")
         sys.stdout.flush()
+        if not args.quiet:
+            sys.stderr.write(banner(base_url, settings, manifest, len(dataset.runs)) + "\n")
+            sys.stderr.flush()
 
     try:
         serve(settings, host=args.host, port=args.port, on_ready=announce)

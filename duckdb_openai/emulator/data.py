@@ -27,7 +27,7 @@ import random
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +170,7 @@ class RunInfo:
     @property
     def started_at_iso(self) -> str:
         """``started_at`` as ISO-8601 UTC, e.g. ``2024-09-01T00:12:40Z``."""
-        return datetime.fromtimestamp(self.started_at, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return datetime.fromtimestamp(self.started_at, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

@@ -246,6 +246,7 @@ class Emulator:
             "--port",
             str(self._requested_port),
             *self.settings.to_argv(),
+            "--quiet",  # the caller reads the URL line; the banner is for people at a terminal
         ]
         env = dict(os.environ)
         env.pop(API_KEY_ENV, None)

@@ -1,0 +1,136 @@
+"""The README's code, run as a new user would run it, against the emulator's ground truth.
+
+The SQL and Python blocks are read from README.md itself, so an edit there that breaks a claim fails
+here; the expected figures are computed in Python from the emulator's dataset, never by the query.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import polars as pl
+import pytest
+
+import duckdb_openai
+from duckdb_openai.emulator import Emulator
+from tests.helpers import KEY, connect
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def blocks(language: str) -> list[str]:
+    """The README's fenced code blocks in ``language``, in order."""
+    return re.findall(rf"^```{language}\n(.*?)^```$", README.read_text(encoding="utf-8"), re.M | re.S)
+
+
+def block(language: str, containing: str) -> str:
+    (found,) = [text for text in blocks(language) if containing in text]
+    return found
+
+
+def kind(step: dict[str, Any]) -> str:
+    if step["type"] == "message_creation":
+        return "message_creation"
+    return "+".join(sorted({call["type"] for call in step["step_details"]["tool_calls"]}))
+
+
+@pytest.fixture
+def my_runs(emu: Emulator, tmp_path: Path) -> Any:
+    """A connection registered on the emulator, with its manifest loaded as `my_runs`, as a user has."""
+    manifest = emu.dataset.write_manifest(tmp_path / "runs.csv")
+    con, registration = connect(emu.base_url)
+    con.execute("CREATE TABLE my_runs AS SELECT * FROM read_csv(?)", [str(manifest)])
+    yield con
+    registration.close()
+    con.close()
+
+
+def test_headline_query_counts_each_step_once(emu: Emulator, my_runs: Any) -> None:
+    sql = blocks("sql")[0]
+    assert "FROM my_runs r, run_steps(r.thread_id, r.run_id) s" in sql
+    result = my_runs.execute(sql)
+    assert [d[0] for d in result.description] == [
+        "customer",
+        "kind",
+        "steps",
+        "tool_calls",
+        "failed_steps",
+        "tokens",
+    ]
+    got = {(row[0], row[1]): tuple(row[2:]) for row in result.fetchall()}
+
+    groups: defaultdict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    several_calls = 0
+    for run in emu.dataset.runs:
+        for step in emu.dataset.steps(run.thread_id, run.run_id):
+            groups[(run.customer, kind(step))].append(step)
+            several_calls += len(step["step_details"].get("tool_calls") or []) > 1
+    want = {}
+    for key, steps in groups.items():
+        calls = [len(s["step_details"]["tool_calls"]) for s in steps if s["type"] == "tool_calls"]
+        tokens = [s["usage"]["total_tokens"] for s in steps if s["usage"] is not None]
+        want[key] = (
+            len(steps),
+            sum(calls) if calls else None,
+            sum(s["status"] == "failed" for s in steps),
+            sum(tokens) if tokens else None,
+        )
+    assert got == want
+    # The figures the README quotes for the demo data, and the reason for grouping by kind of step.
+    assert sum(len(steps) for steps in groups.values()) == 13_380 and several_calls == 2_647
+    assert sum(row[3] or 0 for row in got.values()) == sum(
+        s["usage"]["total_tokens"] for steps in groups.values() for s in steps if s["usage"]
+    )
+
+
+def test_stackql_block_returns_the_run(emu: Emulator, my_runs: Any) -> None:
+    run = emu.dataset.find_run(step_count=101)
+    sql = block("sql", "FROM openai.assistants.run_steps")
+    sql = sql.replace("'run_..'", f"'{run.run_id}'").replace("'thread_..'", f"'{run.thread_id}'")
+    ids = [row[0] for row in my_runs.execute(sql).fetchall()]
+    assert ids == [step["id"] for step in emu.dataset.steps(run.thread_id, run.run_id)]
+
+
+def test_python_and_dataframes_block(emu: Emulator, my_runs: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = emu.dataset.find_run(step_count=101)
+    steps = emu.dataset.steps(run.thread_id, run.run_id)
+    code = block("python", "read_run_steps(")
+    for quote in "\"'":
+        code = code.replace(f"{quote}thread_..{quote}", f"{quote}{run.thread_id}{quote}")
+        code = code.replace(f"{quote}run_..{quote}", f"{quote}{run.run_id}{quote}")
+    code = code.replace('"step_.."', repr(steps[7]["id"]))
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", emu.base_url)
+    namespace: dict[str, Any] = {"duckdb_openai": duckdb_openai, "con": my_runs}
+    exec(compile(code, str(README), "exec"), namespace)
+    assert list(namespace["frame"]["id"]) == [s["id"] for s in reversed(steps)]  # sort="desc"
+    assert namespace["step"].column("id").to_pylist() == [steps[7]["id"]]
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Kolkata"])
+def test_dataframe_timestamps_follow_the_session_time_zone(emu: Emulator, my_runs: Any, zone: str) -> None:
+    """As the README says: `.df()` and `.pl()` use DuckDB's TimeZone setting; `SET TimeZone = 'UTC'` gives
+    UTC; the Python readers always give UTC. The instants are the API's either way."""
+    run = emu.dataset.find_run(step_count=101)
+    created = [s["created_at"] for s in emu.dataset.steps(run.thread_id, run.run_id)]
+    sql = f"SELECT created_at FROM run_steps('{run.thread_id}', '{run.run_id}')"
+
+    my_runs.execute(f"SET TimeZone = '{zone}'")
+    frame = my_runs.sql(sql).df()
+    assert str(frame["created_at"].dt.tz) == zone
+    assert [int(t.timestamp()) for t in frame["created_at"]] == created
+    assert my_runs.sql(sql).pl().schema["created_at"] == pl.Datetime("us", zone)
+
+    my_runs.execute("SET TimeZone = 'UTC'")
+    assert str(my_runs.sql(sql).df()["created_at"].dt.tz) == "UTC"
+    assert my_runs.sql(sql).pl().schema["created_at"] == pl.Datetime("us", "UTC")
+
+    my_runs.execute(f"SET TimeZone = '{zone}'")
+    reader = duckdb_openai.read_run_steps(run.thread_id, run.run_id, api_key=KEY, base_url=emu.base_url)
+    table = reader.read_all()
+    assert table.to_pandas()["created_at"].dtype == pd.DatetimeTZDtype("us", "UTC")
+    assert [int(t.timestamp()) for t in table.to_pandas()["created_at"]] == created
