@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Union
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -41,7 +41,7 @@ class Recorded:
 
 
 #: One answer of a script: (status, JSON body), a Response, or a callable making one from the request.
-Answer = Union[tuple[int, Any], Response, Callable[[Request], Any]]
+Answer = tuple[int, Any] | Response | Callable[[Request], Any]
 
 
 class ScriptedServer:
