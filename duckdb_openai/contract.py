@@ -120,9 +120,10 @@ def _depths(body: bytes) -> tuple[np.ndarray, np.ndarray]:
         length += 1
     quotes[candidates[escaped]] = False
     # A bracket is inside a string when an odd number of (unescaped) quotes comes before it.
-    outside = ~quotes & ~backslashes & (np.cumsum(quotes, dtype=np.int64) & 1 == 0)
-    where = pos[outside]
-    return np.cumsum(np.where(opening[where], 1, -1), dtype=np.int64), where
+    outside = np.flatnonzero(~quotes & ~backslashes & (np.cumsum(quotes, dtype=np.int32) & 1 == 0))
+    # `[` and `{` (0x5B, 0x7B) have bit 0x02 set, `]` and `}` (0x5D, 0x7D) do not: +1 and -1.
+    steps = (kind[outside] & 0x02).astype(np.int8) - 1
+    return np.cumsum(steps, dtype=np.int32), pos[outside]
 
 
 def check_ids(ids: Sequence[str | None], *, first_id: str | None, last_id: str | None) -> None:
