@@ -259,6 +259,8 @@ class PageDecoder:
             else:
                 results.append(_UNREAD)
                 readable.append(index)
+        if not readable:
+            return results
         try:
             pages: list[Page | ResponseFormatError] = list(
                 self._decode_together([bodies[i] for i in readable])

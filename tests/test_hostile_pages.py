@@ -424,3 +424,10 @@ def test_the_depth_scan_agrees_with_the_json_parser() -> None:
         body = json.dumps(document, ensure_ascii=rng.random() < 0.5, indent=rng.choice([None, 1])).encode()
         depth, _ = _depths(body)
         assert int(depth.max()) == nesting(document) and depth[-1] == 0
+
+
+def test_a_burst_of_only_refused_bodies_gives_one_error_each() -> None:
+    decoder = fetch.PageDecoder(duckdb_openai.RUN_STEPS_SCHEMA)
+    results = decoder.decode_pages([b"null", b"[1]", b'{"data":[]} {}'])
+    assert [type(r) for r in results] == [ResponseFormatError] * 3
+    assert "got more after it" in str(results[2])
