@@ -27,6 +27,7 @@ from duckdb_openai.errors import ConfigurationError
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_MAX_PAGES",
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_MAX_WAIT",
@@ -41,6 +42,9 @@ DEFAULT_TIMEOUT = 60.0
 #: Bulk workloads meet transient faults; the official SDK's default of 2 is too few for thousands of runs.
 DEFAULT_MAX_RETRIES = 6
 DEFAULT_MAX_CONCURRENCY = 32
+#: Pages one list may request (both ends together): a million objects at 100 a page, far beyond a real
+#: run, yet a server that says has_more=true forever is stopped before memory runs out.
+DEFAULT_MAX_PAGES = 10_000
 MAX_CONCURRENCY_LIMIT = 1024
 MAX_RETRIES_LIMIT = 50
 #: The longest wait a server may ask for (Retry-After, an empty rate-limit budget) that the client sits
@@ -128,6 +132,8 @@ class Settings:
     http2: bool = False
     #: Page long lists from both ends at once (halves their latency; may cost one or two requests more).
     both_ends: bool = True
+    #: Pages one list may request before it fails with ResponseFormatError (see DEFAULT_MAX_PAGES).
+    max_pages: int = DEFAULT_MAX_PAGES
     on_error: OnError = "raise"
     progress: Progress = "auto"
     #: Where the key came from, for error messages ("api_key=" or "$OPENAI_API_KEY").
@@ -162,6 +168,7 @@ class Settings:
         requests_per_second: float | None = None,
         http2: bool = False,
         both_ends: bool = True,
+        max_pages: int = DEFAULT_MAX_PAGES,
         on_error: str = "raise",
         progress: bool | str = "auto",
         allow_insecure_http: bool = False,
@@ -203,6 +210,7 @@ class Settings:
         _check_number("timeout", timeout, low=0.001, high=3600.0)
         _check_int("max_retries", max_retries, low=0, high=MAX_RETRIES_LIMIT)
         _check_int("max_concurrency", max_concurrency, low=1, high=MAX_CONCURRENCY_LIMIT)
+        _check_int("max_pages", max_pages, low=1, high=10**9)
         if requests_per_second is not None:
             _check_number("requests_per_second", requests_per_second, low=0.01, high=100_000.0)
         _check_number("retry_initial_delay", retry_initial_delay, low=0.0001, high=60.0)
@@ -222,6 +230,7 @@ class Settings:
             requests_per_second=requests_per_second,
             http2=http2,
             both_ends=bool(both_ends),
+            max_pages=max_pages,
             on_error=check_on_error(on_error),
             progress=check_progress(progress),
             api_key_source=source,

@@ -21,6 +21,17 @@ filled leniently on that path: the field gets the whole object's JSON text, and 
 value has another JSON type than the field's (text where a struct is declared, say) is NULL rather than
 an error, since the object's JSON text still holds it.
 
+Both paths see only bodies that `contract.check_body` let through (one JSON object, bounded nesting,
+UTF-8), and every page they decode is held to `contract.check_ids` (ids present, unique, matching
+`first_id` / `last_id`). What contradicts the contract is a ResponseFormatError; the tolerances, where
+the data stays exact, are:
+
+- a field the schema does not declare is dropped; a declared field that is missing is NULL;
+- an integral number written as a float (`3.0`) in an integer or timestamp field is read as that
+  integer (`3.7` is an error, never truncated);
+- a metadata value that is not a string is kept as its text (`2` becomes `'2'`);
+- `first_id` / `last_id` may be absent or null (only a present one must match).
+
 >>> from duckdb_openai.run_steps import RUN_STEPS_SCHEMA
 >>> page = PageDecoder(RUN_STEPS_SCHEMA).decode_page(b'{"object":"list","data":[],"first_id":null,'
 ...     b'"last_id":null,"has_more":false}')
@@ -41,10 +52,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.json as pj
 
+from duckdb_openai.contract import check_body, check_ids, preview
 from duckdb_openai.errors import ResponseFormatError
 from duckdb_openai.schema import is_json, is_object_json
 
-__all__ = ["Page", "PageDecoder", "conform"]
+__all__ = ["Page", "PageDecoder", "check_page", "conform"]
 
 _STRING = pa.string()
 #: What the reader or the conversion raise when a body does not fit the fast path.
@@ -63,7 +75,27 @@ class Page:
     id_index: int = 0
 
     def ids(self) -> list[str]:
+        """The objects' ids: the id column's values."""
         return self.batch.column(self.id_index).to_pylist()  # type: ignore[no-any-return]
+
+
+def check_page(page: Page) -> None:
+    """Raise ResponseFormatError unless the page's ids are present and unique and its first_id /
+    last_id name its first and last object (`contract.check_ids`)."""
+    check_ids(page.ids(), first_id=page.first_id, last_id=page.last_id)
+
+
+def _checked(page: Page | ResponseFormatError) -> Page | ResponseFormatError:
+    if isinstance(page, Page):
+        try:
+            check_page(page)
+        except ResponseFormatError as exc:
+            return exc
+    return page
+
+
+#: A place held in decode_pages' results until the body is decoded.
+_UNREAD = ResponseFormatError("not decoded")
 
 
 def _parse_type(t: pa.DataType) -> pa.DataType:
@@ -310,12 +342,16 @@ class PageDecoder:
 
     def decode_page(self, body: bytes) -> Page:
         """One list response (`{"object": "list", "data": [...], "has_more": ...}`) as a Page."""
+        check_body(body)
         if self._json_plan is not None:
-            return self._decode_page_slowly(body)
-        try:
-            return self._decode_together([body])[0]
-        except _FAST_PATH_ERRORS:
-            return self._decode_page_slowly(body)
+            page = self._decode_page_slowly(body)
+        else:
+            try:
+                page = self._decode_together([body])[0]
+            except _FAST_PATH_ERRORS:
+                page = self._decode_page_slowly(body)
+        check_page(page)
+        return page
 
     def decode_pages(self, bodies: Sequence[bytes]) -> list[Page | ResponseFormatError]:
         """Several list responses at once, each as decode_page would give it (or its error).
@@ -324,12 +360,28 @@ class PageDecoder:
         than a small page's whole parse; pages that arrive together are decoded as one table, one page
         per line, then sliced apart. If that table cannot be read, each body is decoded on its own.
         """
-        if self._json_plan is not None:
-            return [self._page_or_error(body) for body in bodies]
+        results: list[Page | ResponseFormatError] = []
+        readable: list[int] = []  # the bodies a parser may see, decoded together below
+        for index, body in enumerate(bodies):
+            try:
+                check_body(body)
+            except ResponseFormatError as exc:
+                results.append(exc)
+            else:
+                results.append(_UNREAD)
+                readable.append(index)
+        if not readable:
+            return results
+        pages: list[Page | ResponseFormatError]
         try:
-            return list(self._decode_together(bodies))
+            if self._json_plan is not None:
+                raise ValueError("a schema with JSON-text fields decodes each body on the Python path")
+            pages = list(self._decode_together([bodies[i] for i in readable]))
         except _FAST_PATH_ERRORS:
-            return [self._page_or_error(body) for body in bodies]
+            pages = [self._page_or_error(bodies[i]) for i in readable]
+        for index, page in zip(readable, pages, strict=True):
+            results[index] = _checked(page)
+        return results
 
     def _decode_together(self, bodies: Sequence[bytes]) -> list[Page]:
         table = self._read(bodies, self._page_parse)
@@ -362,38 +414,55 @@ class PageDecoder:
         ]
 
     def _page_or_error(self, body: bytes) -> Page | ResponseFormatError:
+        """A body that passed check_body, on its own: the fast path, else the slow one."""
         try:
-            return self.decode_page(body)
+            if self._json_plan is not None:
+                return self._decode_page_slowly(body)
+            try:
+                return self._decode_together([body])[0]
+            except _FAST_PATH_ERRORS:
+                return self._decode_page_slowly(body)
         except ResponseFormatError as exc:
             return exc
 
     def decode_object(self, body: bytes) -> pa.RecordBatch:
-        """One object (the item endpoint's response) as a one-row batch."""
-        if self._json_plan is not None:
-            return self._decode_object_slowly(body)
+        """One object (the item endpoint's response) as a one-row batch; an object without an id (an
+        error object answered with 200, say) is a ResponseFormatError."""
+        check_body(body)
         try:
+            if self._json_plan is not None:
+                raise ValueError("a schema with JSON-text fields decodes on the Python path")
             table = self._read([body], self._object_parse)
             if table.num_rows != 1:
                 raise ValueError("not one JSON object")
-            return self._rows(table.to_struct_array().combine_chunks())
+            batch = self._rows(table.to_struct_array().combine_chunks())
         except _FAST_PATH_ERRORS:
-            return self._decode_object_slowly(body)
-
-    def _decode_object_slowly(self, body: bytes) -> pa.RecordBatch:
-        document = _loads(body)
-        if not isinstance(document, dict):
-            raise ResponseFormatError(f"expected a JSON object, got {_preview(body)}") from None
-        return self._from_python([document])
+            batch = self._from_python([_loads(body)])
+        if not batch.column(self.id_index)[0].as_py():
+            document = _loads(body)
+            if isinstance(document, dict) and isinstance(document.get("error"), dict):
+                raise ResponseFormatError(f"the API answered 200 with an error object: {preview(body)}")
+            raise ResponseFormatError(f"the object has no id: {preview(body)}")
+        return batch
 
     def _decode_page_slowly(self, body: bytes) -> Page:
         document = _loads(body)
+        if isinstance(document, dict) and isinstance(document.get("error"), dict):
+            raise ResponseFormatError(
+                f"the API answered 200 with an error object instead of a list: {preview(body)}"
+            )
         if not isinstance(document, dict) or not isinstance(document.get("data"), list):
-            raise ResponseFormatError(f'expected a list response with "data", got {_preview(body)}')
+            raise ResponseFormatError(f'expected a list response with "data", got {preview(body)}')
         has_more = document.get("has_more")
         if not isinstance(has_more, bool):
-            raise ResponseFormatError(f'the list response has no boolean "has_more": {_preview(body)}')
+            raise ResponseFormatError(f'the list response has no boolean "has_more": {preview(body)}')
+        cursors = document.get("first_id"), document.get("last_id")
+        if not all(c is None or isinstance(c, str) for c in cursors):
+            raise ResponseFormatError(
+                f"the list response's first_id / last_id are not strings: {preview(body)}"
+            )
         batch = self._from_python(document["data"])
-        return Page(batch, has_more, document.get("first_id"), document.get("last_id"), self.id_index)
+        return Page(batch, has_more, *cursors, self.id_index)
 
     def _from_python(self, rows: list[Any]) -> pa.RecordBatch:
         if not all(isinstance(row, dict) for row in rows):
@@ -405,7 +474,8 @@ class PageDecoder:
             for name in self._map_fields:
                 if isinstance(row.get(name), dict):
                     row[name] = [
-                        (k, v if v is None or isinstance(v, str) else str(v)) for k, v in row[name].items()
+                        (k, v if v is None or isinstance(v, str) else json.dumps(v, separators=(",", ":")))
+                        for k, v in row[name].items()
                     ]
         parse_type = pa.struct(
             [
@@ -413,21 +483,47 @@ class PageDecoder:
                 for f in self.schema
             ]
         )
+        for position, row in enumerate(rows):
+            try:
+                _exact_numbers(row, parse_type, "")
+            except ResponseFormatError as exc:
+                raise ResponseFormatError(f"object {position} of the response: {exc}") from None
         try:
             return self._rows(pa.array(rows, type=parse_type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
             raise ResponseFormatError(f"an object does not fit the schema: {exc}") from None
+        except UnicodeEncodeError as exc:  # a lone surrogate escape (`"\ud800"`): JSON, but no text
+            raise ResponseFormatError(
+                f"an object holds a string that is not valid Unicode ({exc.object[exc.start : exc.end]!r})"
+            ) from None
+
+
+def _exact_numbers(value: Any, t: pa.DataType, path: str) -> Any:
+    """`value` (parsed JSON of parse type `t`) with integral floats in integer fields made ints, in place.
+
+    pa.array would truncate 3.7 in an integer field to 3 and read `true` in a float field as 1.0; both
+    raise ResponseFormatError here instead, naming the field. `3.0` is read as 3 (the value is exact).
+    """
+    if value is None:
+        return None
+    if pa.types.is_integer(t) and isinstance(value, float):
+        if not value.is_integer():
+            raise ResponseFormatError(f"{path} holds {value!r} where the schema has a whole number")
+        return int(value)
+    if pa.types.is_floating(t) and isinstance(value, bool):
+        raise ResponseFormatError(f"{path} holds {value!r} where the schema has a number")
+    if pa.types.is_struct(t) and isinstance(value, dict):
+        for f in t:
+            if value.get(f.name) is not None:
+                value[f.name] = _exact_numbers(value[f.name], f.type, f"{path}.{f.name}" if path else f.name)
+    elif pa.types.is_list(t) and isinstance(value, list):
+        for i, item in enumerate(value):
+            value[i] = _exact_numbers(item, t.value_type, f"{path}[{i}]")
+    return value
 
 
 def _loads(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ResponseFormatError(
-            f"the API answered with a body that is not JSON: {_preview(body)}"
-        ) from None
-
-
-def _preview(body: bytes) -> str:
-    text = body[:200].decode("utf-8", "replace")
-    return repr(text + ("..." if len(body) > 200 else ""))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise ResponseFormatError(f"the API answered with a body that is not JSON: {preview(body)}") from None

@@ -174,9 +174,6 @@ class FetchError(DuckDBOpenAIError):
         self.keys = keys
         self.cause = cause
 
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild, (type(self), str(self), self.__dict__))
-
 
 class RunFetchError(FetchError):
     """The run-steps case of FetchError: one run's steps failed (keys thread_id, run_id)."""
@@ -188,13 +185,6 @@ class RunFetchError(FetchError):
     @property
     def run_id(self) -> object:
         return self.keys.get("run_id")
-
-
-def _rebuild(cls: type[DuckDBOpenAIError], message: str, state: dict[str, object]) -> DuckDBOpenAIError:
-    error = cls.__new__(cls)
-    Exception.__init__(error, message)
-    error.__dict__.update(state)
-    return error
 
 
 _BY_STATUS: dict[int, type[APIError]] = {

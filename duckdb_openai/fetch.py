@@ -6,6 +6,11 @@ order) and from its end (in the reverse order) at once, until a page from one si
 side already has. The overlap is cut away, so nothing is lost or duplicated, and the rows come out in the
 asked order. This halves the wall time of long lists.
 
+The far end is trusted only while it behaves as the list read backwards (see `_from_both_ends`); a
+server that ignores the order parameter is paged from the front alone, so no row is lost or repeated.
+An id that one side gives twice is a ResponseFormatError, and so is a list that has not ended after
+`Settings.max_pages` page requests (both ends together).
+
 The first two pages are fetched one after the other, so a list of up to 200 rows takes exactly as many
 requests as it has pages. The price is a little overlap where the two sides meet: the request in flight
 on the other side, and one more when both sides' pages tile the list exactly. That second one cannot
@@ -16,6 +21,7 @@ to the client, yet one needs a single probe and the other a page from each side.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -25,15 +31,19 @@ import pyarrow as pa
 
 from duckdb_openai.client import ApiClient
 from duckdb_openai.convert import Page, PageDecoder
-from duckdb_openai.errors import DuckDBOpenAIError, FetchError, RunFetchError
-from duckdb_openai.pagination import Cursor
+from duckdb_openai.errors import DuckDBOpenAIError, FetchError, ResponseFormatError, RunFetchError
+from duckdb_openai.pagination import Cursor, PageBudget
 from duckdb_openai.resource import Request, Resource
 
 __all__ = ["FetchOutcome", "Fetcher"]
 
+_log = logging.getLogger(__name__)
 _REVERSE = {"asc": "desc", "desc": "asc"}
 #: Pages fetched one after the other before the far end is fetched too.
 SEQUENTIAL_PAGES = 2
+#: Bodies arriving together that are larger than this are decoded on a worker thread, so the event loop
+#: (every other request's reads and timeouts) does not stop for them: about 30 ms of decoding.
+THREAD_BYTES = 1 << 20
 
 
 def _reverse(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -42,14 +52,24 @@ def _reverse(batch: pa.RecordBatch) -> pa.RecordBatch:
     )
 
 
-def _cut(page: Page, stop: set[str]) -> tuple[pa.RecordBatch, bool]:
-    """The page's rows before the first id in `stop`, and whether such an id was found."""
-    if not stop:
-        return page.batch, False
-    for index, step_id in enumerate(page.ids()):
-        if step_id in stop:
-            return page.batch.slice(0, index), True
-    return page.batch, False
+def _first_in(ids: Sequence[str], other: set[str]) -> int | None:
+    """The index of the first id that is in `other`, or None."""
+    if other:
+        for index, item_id in enumerate(ids):
+            if item_id in other:
+                return index
+    return None
+
+
+def _add_new(ids: Sequence[str], seen: set[str]) -> None:
+    """Add a page's ids to those its side of the list already gave; one seen before is an error (the
+    list would hold that object twice)."""
+    for item_id in ids:
+        if item_id in seen:
+            raise ResponseFormatError(
+                f"the list gave the id {item_id!r} on two pages; refusing to return that object twice"
+            )
+        seen.add(item_id)
 
 
 @dataclass
@@ -70,7 +90,10 @@ class Fetcher:
         self.decoder = PageDecoder(resource.schema, id_column=resource.item_column)
         self._decoding = _DecodeQueue(self.decoder)
 
-    async def _page(self, path: str, base: Sequence[tuple[str, str]], cursor: Cursor) -> Page:
+    async def _page(
+        self, path: str, base: Sequence[tuple[str, str]], cursor: Cursor, budget: PageBudget
+    ) -> Page:
+        budget.take()
         body = await self.client.get(
             path, [*base, ("limit", str(self.resource.page_limit)), *cursor.params()]
         )
@@ -85,63 +108,120 @@ class Fetcher:
         assert request.order is not None and request.resource is self.resource
         path, base = request.path, request.params
         front = Cursor(request.order)
+        budget = PageBudget(self.client.settings.max_pages)
         seen: set[str] = set()
         # Two pages one after the other first: a list of up to two pages takes exactly as many requests
         # as it has pages, and fetching from both ends only saves round trips beyond that.
         for _ in range(SEQUENTIAL_PAGES if both_ends else sys.maxsize):
-            page = await self._page(path, base, front)
+            page = await self._page(path, base, front, budget)
+            _add_new(page.ids(), seen)
             yield page.batch
             if front.done:
                 return
-            if both_ends:
-                seen.update(page.ids())
-        async for batch in self._from_both_ends(path, base, front, seen):
+        async for batch in self._from_both_ends(path, base, front, seen, budget):
             yield batch
 
     async def _from_both_ends(
-        self, path: str, base: Sequence[tuple[str, str]], front: Cursor, front_ids: set[str]
+        self,
+        path: str,
+        base: Sequence[tuple[str, str]],
+        front: Cursor,
+        front_ids: set[str],
+        budget: PageBudget,
     ) -> AsyncIterator[pa.RecordBatch]:
+        """The rest of the list after the front's first pages, fetched from both ends until they meet.
+
+        The far end is trusted only while it behaves as the list read backwards: the two sides must
+        meet exactly where the other one stands (the first id one side finds of the other's is the
+        other's latest id), and the far end must not reach the list's start without meeting the front.
+        A server that ignores the order parameter serves the front's first page again, which meets the
+        front at its first id, not its latest. Then the far end's rows are dropped and the front pages
+        on alone: slower, never wrong. Its rows are held back until the sides meet, so nothing of it
+        has been returned.
+        """
         back = Cursor(_REVERSE[front.order])
         back_ids: set[str] = set()
         back_batches: list[pa.RecordBatch] = []
+        # Where each side stands: the last id it gave (the cursors run ahead while a batch is yielded).
+        front_last: str | None = front.after
+        back_last: str | None = None
         tasks: dict[asyncio.Task[Page], str] = {
-            asyncio.ensure_future(self._page(path, base, front)): "front",
-            asyncio.ensure_future(self._page(path, base, back)): "back",
+            asyncio.ensure_future(self._page(path, base, front, budget)): "front",
+            asyncio.ensure_future(self._page(path, base, back, budget)): "back",
         }
+
+        dropped: list[asyncio.Task[Page]] = []
+
+        def distrust(reason: str) -> None:
+            for task, side in list(tasks.items()):
+                if side == "back":
+                    task.cancel()
+                    del tasks[task]
+                    dropped.append(task)
+            back_batches.clear()
+            _log.info("%s: %s; paging from the front only", path, reason)
+
         try:
-            met = False
+            met, trusted = False, True
             while tasks and not met:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 # Handle the front first so its rows stream out as early as possible.
-                for task in sorted(done, key=lambda t: tasks[t] != "front"):
-                    side = tasks.pop(task)
+                for task in sorted(done, key=lambda t: tasks.get(t) != "front"):
+                    side = tasks.pop(task, None)
+                    if side is None:  # a far-end task dropped by distrust() meanwhile
+                        continue
                     page = task.result()
+                    ids = page.ids()
                     if side == "front":
-                        batch, met = _cut(page, back_ids)
+                        meet = _first_in(ids, back_ids) if trusted else None
+                        if meet is not None and ids[meet] != back_last:
+                            trusted = False
+                            distrust(
+                                f"the front met the far end at {ids[meet]!r}, not at its latest id "
+                                f"{back_last!r}: the far end is not the list read backwards"
+                            )
+                            meet = None
+                        _add_new(ids if meet is None else ids[:meet], front_ids)
+                        batch = page.batch if meet is None else page.batch.slice(0, meet)
                         if batch.num_rows:
                             yield batch
-                        front_ids.update(page.ids())
-                        if not met and front.done:
-                            met, back_batches = True, []  # the front reached the end by itself
-                        elif not met:
-                            tasks[asyncio.ensure_future(self._page(path, base, front))] = "front"
-                    else:
-                        batch, met = _cut(page, front_ids)
-                        back_batches.append(batch)
-                        back_ids.update(page.ids())
-                        if (
-                            not met and back.done
-                        ):  # pragma: no cover - the first front page is always met first
+                        if ids:
+                            front_last = ids[-1]
+                        if meet is not None:
                             met = True
-                        elif not met:
-                            tasks[asyncio.ensure_future(self._page(path, base, back))] = "back"
+                        elif front.done:
+                            met, back_batches = True, []  # the front reached the end by itself
+                        else:
+                            tasks[asyncio.ensure_future(self._page(path, base, front, budget))] = "front"
+                    elif trusted:
+                        meet = _first_in(ids, front_ids)
+                        if meet is not None and ids[meet] != front_last:
+                            trusted = False
+                            distrust(
+                                f"the far end ({back.order_param}={back.order}) met the front at "
+                                f"{ids[meet]!r}, not at its latest id {front_last!r}: it is not the list "
+                                "read backwards"
+                            )
+                            continue
+                        if meet is None and back.done:
+                            trusted = False
+                            distrust("the far end reached the list's start without meeting the front")
+                            continue
+                        _add_new(ids if meet is None else ids[:meet], back_ids)
+                        back_batches.append(page.batch if meet is None else page.batch.slice(0, meet))
+                        if ids:
+                            back_last = ids[-1]
+                        if meet is not None:
+                            met = True
+                        else:
+                            tasks[asyncio.ensure_future(self._page(path, base, back, budget))] = "back"
                     if met:
                         break
         finally:
             for task in tasks:
                 task.cancel()
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks or dropped:  # let them unwind (and retrieve what they raised)
+                await asyncio.gather(*tasks, *dropped, return_exceptions=True)
         for batch in reversed(back_batches):
             if batch.num_rows:
                 yield _reverse(batch)
@@ -153,9 +233,20 @@ class Fetcher:
         return pa.Table.from_batches(batches, schema=self.resource.schema)
 
     async def item(self, request: Request) -> pa.Table:
-        """The one object of the item `request`, as a one-row table."""
+        """The one object of the item `request`, as a one-row table; an answer about another object is a
+        ResponseFormatError."""
         body = await self.client.get(request.path, request.params)
-        return pa.Table.from_batches([self.decoder.decode_object(body)], schema=self.resource.schema)
+        if len(body) > THREAD_BYTES:
+            batch = await asyncio.to_thread(self.decoder.decode_object, body)
+        else:
+            batch = self.decoder.decode_object(body)
+        got = batch.column(self.decoder.id_index)[0].as_py()
+        if got != request.item_id:
+            raise ResponseFormatError(
+                f"asked for {self.resource.item_key.name}={request.item_id!r}, the API answered with the "
+                f"object {got!r}"
+            )
+        return pa.Table.from_batches([batch], schema=self.resource.schema)
 
     async def many(
         self,
@@ -230,12 +321,14 @@ class _DecodeQueue:
 
     When 32 requests run at once their answers arrive in bursts; one decode per burst instead of one
     per page removes the reader's fixed cost per call, which dominates for small pages. A page that
-    arrives alone is decoded alone, with no added wait.
+    arrives alone is decoded alone, with no added wait. A burst larger than THREAD_BYTES is decoded on
+    a worker thread (pyarrow's reader releases the GIL), so the loop keeps serving the other requests.
     """
 
     def __init__(self, decoder: PageDecoder) -> None:
         self._decoder = decoder
         self._pending: list[tuple[bytes, asyncio.Future[Page]]] = []
+        self._threads: set[asyncio.Task[None]] = set()
 
     async def decode(self, body: bytes) -> Page:
         loop = asyncio.get_running_loop()
@@ -246,15 +339,42 @@ class _DecodeQueue:
         return await future
 
     def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        try:
-            results = self._decoder.decode_pages([body for body, _ in batch])
-        except Exception as exc:  # every waiter hears of an unexpected failure, each in its own task
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+        burst, self._pending = self._pending, []
+        bodies = [body for body, _ in burst]
+        if sum(len(body) for body in bodies) > THREAD_BYTES:
+            task = asyncio.ensure_future(self._decode_in_thread(bodies, burst))
+            self._threads.add(task)  # a task only weakly referenced by the loop could be collected
+            task.add_done_callback(self._threads.discard)
             return
-        for (_, future), result in zip(batch, results, strict=True):
+        try:
+            results = self._decoder.decode_pages(bodies)
+        except Exception as exc:
+            self._fail(burst, exc)
+            return
+        self._deliver(burst, results)
+
+    async def _decode_in_thread(
+        self, bodies: list[bytes], burst: list[tuple[bytes, asyncio.Future[Page]]]
+    ) -> None:
+        try:
+            results = await asyncio.to_thread(self._decoder.decode_pages, bodies)
+        except Exception as exc:
+            self._fail(burst, exc)
+            return
+        self._deliver(burst, results)
+
+    @staticmethod
+    def _fail(burst: list[tuple[bytes, asyncio.Future[Page]]], exc: Exception) -> None:
+        # Every waiter hears of an unexpected failure, each in its own task.
+        for _, future in burst:
+            if not future.done():
+                future.set_exception(exc)
+
+    @staticmethod
+    def _deliver(
+        burst: list[tuple[bytes, asyncio.Future[Page]]], results: list[Page | ResponseFormatError]
+    ) -> None:
+        for (_, future), result in zip(burst, results, strict=True):
             if future.done():  # its task was cancelled meanwhile
                 continue
             if isinstance(result, Page):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from duckdb_openai.errors import ResponseFormatError
 
-__all__ = ["Cursor"]
+__all__ = ["Cursor", "PageBudget"]
 
 
 @dataclass
@@ -63,3 +63,33 @@ class Cursor:
             )
         self._seen.add(last_id)
         self.after = last_id
+
+
+@dataclass
+class PageBudget:
+    """The pages one list may still request, both of its ends together (`Settings.max_pages`).
+
+    A server that says `has_more: true` forever, with fresh ids each time, would otherwise be paged
+    until memory runs out; a LIMIT over the table macro does not stop it, as the macro's function
+    fetches whole lists.
+
+    >>> budget = PageBudget(2)
+    >>> budget.take(); budget.take()
+    >>> budget.take()
+    Traceback (most recent call last):
+    ...
+    duckdb_openai.errors.ResponseFormatError: the list did not end within max_pages=2 pages ...
+    """
+
+    limit: int
+    used: int = 0
+
+    def take(self) -> None:
+        """Count one more page request, or raise ResponseFormatError if the list has used them all."""
+        if self.used >= self.limit:
+            raise ResponseFormatError(
+                f"the list did not end within max_pages={self.limit} pages (the API kept saying "
+                "has_more=true); if it really is that long, raise max_pages= (register(), Client(), "
+                "read_run_steps())"
+            )
+        self.used += 1

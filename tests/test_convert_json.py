@@ -102,7 +102,7 @@ def test_objects_and_several_pages_decode_the_same_way() -> None:
     pages = DECODER.decode_pages([body([obj]), b"not json", body([])])
     first, broken, empty = pages
     assert not isinstance(first, ResponseFormatError) and first.batch.equals(batch)
-    assert isinstance(broken, ResponseFormatError) and "not JSON" in str(broken)
+    assert isinstance(broken, ResponseFormatError) and "expected a JSON object" in str(broken)
     assert not isinstance(empty, ResponseFormatError) and empty.batch.num_rows == 0
     assert empty.batch.schema == SCHEMA
 
