@@ -41,9 +41,9 @@ class Client:
     at `close()`), and start again when needed: a client whose connection was closed, but which is
     still referenced, holds no thread or socket for long.
 
-    Keyword arguments are those of `Settings.resolve` (api_key, base_url, organization, project,
-    api_version, timeout, max_retries, max_concurrency, requests_per_second, http2, on_error, progress,
-    allow_insecure_http)."""
+    Keyword arguments are those of `Settings.resolve`: api_key, base_url, organization, project,
+    api_version, timeout, max_retries, max_concurrency, requests_per_second, http2, both_ends, on_error,
+    progress, allow_insecure_http, max_wait, max_response_bytes, max_pages, proxy, verify."""
 
     def __init__(self, *, settings: Settings | None = None, **kwargs: Any) -> None:
         self.settings = settings if settings is not None else Settings.resolve(**kwargs)
@@ -139,16 +139,18 @@ class Client:
 
     # -- Python readers --------------------------------------------------------------------------------
 
-    def read(self, request: Request) -> pa.RecordBatchReader:
+    def read(self, request: Request, *, owner: int | None = None) -> pa.RecordBatchReader:
         """Every row of the list `request` (see `Resource.bind_list`), streamed page by page as a
-        RecordBatchReader of the resource's schema: the first batch is there after the first response."""
-        return pa.RecordBatchReader.from_batches(request.resource.schema, self._stream(request))
+        RecordBatchReader of the resource's schema: the first batch is there after the first response.
 
-    def _stream(self, request: Request) -> Iterator[pa.RecordBatch]:
+        `owner` ties the stream to a DuckDB connection, so that connection's `interrupt()` cancels it."""
+        return pa.RecordBatchReader.from_batches(request.resource.schema, self._stream(request, owner))
+
+    def _stream(self, request: Request, owner: int | None) -> Iterator[pa.RecordBatch]:
         with self._using(request.resource) as (loop, fetcher):
             agen = fetcher.pages(request, both_ends=self.settings.both_ends)
             try:
-                with CancelScope(None) as scope:
+                with CancelScope(owner) as scope:
                     while True:
                         try:
                             batch = loop.run(_next(agen), scope)

@@ -293,7 +293,7 @@ class ResourceSource:
             for batch in self._fan_out(plan.requests, "off"):
                 yield _keep(batch, plan.row_filter)
         elif len(plan.requests) == 1:
-            yield from _slice_first(self.client.read(plan.requests[0]), FIRST_PAGE_SLICE)
+            yield from _slice_first(self.client.read(plan.requests[0], owner=self._owner), FIRST_PAGE_SLICE)
         else:
             yield from self._fan_out(plan.requests, None)
 

@@ -286,3 +286,31 @@ def test_request_count_matches_pages(emu: Any) -> None:
     con.execute(LATERAL).fetchall()
     assert list_requests(emu) == sum(max(1, math.ceil(r.step_count / 100)) for r in runs)
     registration.close()
+
+
+def test_interrupt_stops_the_catalog_forms_stream(emulator_factory: Any) -> None:
+    emu = emulator_factory(latency_ms=20_000, mode="process")
+    run = emu.dataset.find_run(step_count=101)
+    con, registration = connect(emu.base_url)
+    outcome: list[BaseException | None] = []
+
+    def query() -> None:
+        try:
+            con.execute(
+                f"SELECT count(*) FROM openai.assistants.run_steps WHERE thread_id = '{run.thread_id}' "
+                f"AND run_id = '{run.run_id}'"
+            ).fetchall()
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=query)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while emu.stats()["in_flight"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    con.interrupt()
+    worker.join(timeout=10)  # the answer would take 20 s: only a cancelled request ends sooner
+    assert not worker.is_alive()
+    assert outcome and outcome[0] is not None
+    registration.close()
