@@ -1,5 +1,6 @@
-"""duckdb-openai: OpenAI API data (the Assistants API's run steps, runs, messages, assistants and
-threads) as typed, streaming DuckDB tables.
+"""duckdb-openai: OpenAI API data as typed, streaming DuckDB tables: the Assistants API's run steps, runs,
+messages, assistants and threads, and its successors' responses, conversations and stored chat
+completions.
 
 >>> import duckdb, duckdb_openai                                            # doctest: +SKIP
 >>> con = duckdb.connect()                                                  # doctest: +SKIP
@@ -11,7 +12,19 @@ from __future__ import annotations
 
 from duckdb_openai._version import __version__
 from duckdb_openai.assistants import ASSISTANTS, ASSISTANTS_SCHEMA
+from duckdb_openai.chat_completions import (
+    CHAT_COMPLETION_MESSAGES,
+    CHAT_COMPLETION_MESSAGES_SCHEMA,
+    CHAT_COMPLETIONS,
+    CHAT_COMPLETIONS_SCHEMA,
+)
 from duckdb_openai.config import Settings
+from duckdb_openai.conversations import (
+    CONVERSATION_ITEMS,
+    CONVERSATION_ITEMS_SCHEMA,
+    CONVERSATIONS,
+    CONVERSATIONS_SCHEMA,
+)
 from duckdb_openai.errors import (
     APIConnectionError,
     APIError,
@@ -33,8 +46,15 @@ from duckdb_openai.messages import MESSAGES, MESSAGES_SCHEMA
 from duckdb_openai.readers import (
     read_assistant,
     read_assistants,
+    read_chat_completion,
+    read_chat_completion_messages,
+    read_chat_completions,
+    read_conversation,
+    read_conversation_items,
     read_message,
     read_messages,
+    read_response,
+    read_response_input_items,
     read_run,
     read_run_step,
     read_run_steps,
@@ -43,6 +63,12 @@ from duckdb_openai.readers import (
 )
 from duckdb_openai.resource import Resource
 from duckdb_openai.resources import RESOURCES
+from duckdb_openai.responses import (
+    RESPONSE_INPUT_ITEMS,
+    RESPONSE_INPUT_ITEMS_SCHEMA,
+    RESPONSES,
+    RESPONSES_SCHEMA,
+)
 from duckdb_openai.run_steps import RUN_STEPS, RUN_STEPS_SCHEMA
 from duckdb_openai.runs import RUNS, RUNS_SCHEMA
 from duckdb_openai.session import Client
@@ -52,9 +78,21 @@ from duckdb_openai.threads import THREADS, THREADS_SCHEMA
 __all__ = [
     "ASSISTANTS",
     "ASSISTANTS_SCHEMA",
+    "CHAT_COMPLETIONS",
+    "CHAT_COMPLETIONS_SCHEMA",
+    "CHAT_COMPLETION_MESSAGES",
+    "CHAT_COMPLETION_MESSAGES_SCHEMA",
+    "CONVERSATIONS",
+    "CONVERSATIONS_SCHEMA",
+    "CONVERSATION_ITEMS",
+    "CONVERSATION_ITEMS_SCHEMA",
     "MESSAGES",
     "MESSAGES_SCHEMA",
     "RESOURCES",
+    "RESPONSES",
+    "RESPONSES_SCHEMA",
+    "RESPONSE_INPUT_ITEMS",
+    "RESPONSE_INPUT_ITEMS_SCHEMA",
     "RUNS",
     "RUNS_SCHEMA",
     "RUN_STEPS",
@@ -83,8 +121,15 @@ __all__ = [
     "__version__",
     "read_assistant",
     "read_assistants",
+    "read_chat_completion",
+    "read_chat_completion_messages",
+    "read_chat_completions",
+    "read_conversation",
+    "read_conversation_items",
     "read_message",
     "read_messages",
+    "read_response",
+    "read_response_input_items",
     "read_run",
     "read_run_step",
     "read_run_steps",

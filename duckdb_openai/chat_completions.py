@@ -33,7 +33,7 @@ __all__ = [
     "CHAT_COMPLETIONS",
     "CHAT_COMPLETIONS_SCHEMA",
     "CHAT_COMPLETION_MESSAGES",
-    "CHAT_MESSAGES_SCHEMA",
+    "CHAT_COMPLETION_MESSAGES_SCHEMA",
     "FINISH_REASONS",
 ]
 
@@ -133,7 +133,7 @@ CHAT_COMPLETIONS = Resource(
     doc="Stored chat completions: GET /chat/completions",
 )
 
-CHAT_MESSAGES_SCHEMA: pa.Schema = pa.schema(
+CHAT_COMPLETION_MESSAGES_SCHEMA: pa.Schema = pa.schema(
     [
         field("id", _S, "Id of the message (`chatcmpl-...-0`)."),
         field("role", _S, "'developer', 'system', 'user', 'assistant' or 'tool'."),
@@ -175,7 +175,7 @@ CHAT_COMPLETION_MESSAGES = Resource(
     keys=(Key("completion_id", "chatcmpl-abc123"),),
     item_key=Key("message_id", "chatcmpl-abc123-0"),
     item_path_template=None,
-    schema=CHAT_MESSAGES_SCHEMA,
+    schema=CHAT_COMPLETION_MESSAGES_SCHEMA,
     options=(sort_option("messages"),),
     catalog_schema="chat",
     catalog_table="messages",

@@ -1,4 +1,5 @@
-"""Python readers: each resource as pyarrow data, without DuckDB.
+"""Python readers: each resource as pyarrow data, without DuckDB (`read_<list>` and `read_<item>`, named
+as the SQL functions are).
 
 A list is a `pyarrow.RecordBatchReader` streamed page by page (the first batch is there after the first
 response); one object is a one-row `pyarrow.Table`. Every reader takes `client=` to reuse a `Client`'s
@@ -17,8 +18,11 @@ from typing import Any
 import pyarrow as pa
 
 from duckdb_openai.assistants import ASSISTANTS
+from duckdb_openai.chat_completions import CHAT_COMPLETION_MESSAGES, CHAT_COMPLETIONS
+from duckdb_openai.conversations import CONVERSATION_ITEMS, CONVERSATIONS
 from duckdb_openai.messages import MESSAGES
 from duckdb_openai.resource import Resource
+from duckdb_openai.responses import RESPONSE_INPUT_ITEMS, RESPONSES
 from duckdb_openai.run_steps import RUN_STEPS
 from duckdb_openai.runs import RUNS
 from duckdb_openai.session import Client
@@ -27,8 +31,15 @@ from duckdb_openai.threads import THREADS
 __all__ = [
     "read_assistant",
     "read_assistants",
+    "read_chat_completion",
+    "read_chat_completion_messages",
+    "read_chat_completions",
+    "read_conversation",
+    "read_conversation_items",
     "read_message",
     "read_messages",
+    "read_response",
+    "read_response_input_items",
     "read_run",
     "read_run_step",
     "read_run_steps",
@@ -150,3 +161,55 @@ def read_assistant(assistant_id: str, *, client: Client | None = None, **setting
 def read_thread(thread_id: str, *, client: Client | None = None, **settings: Any) -> pa.Table:
     """One thread as a one-row table of THREADS_SCHEMA (the API cannot list threads)."""
     return _item(THREADS, {}, thread_id, {}, client, settings)
+
+
+def read_response(response_id: str, *, client: Client | None = None, **settings: Any) -> pa.Table:
+    """One response, with its output items, as a one-row table of RESPONSES_SCHEMA."""
+    return _item(RESPONSES, {}, response_id, {}, client, settings)
+
+
+def read_response_input_items(
+    response_id: str, *, sort: str = "asc", client: Client | None = None, **settings: Any
+) -> pa.RecordBatchReader:
+    """Every input item of a response (RESPONSE_INPUT_ITEMS_SCHEMA), in `sort` order."""
+    return _list(RESPONSE_INPUT_ITEMS, {"response_id": response_id}, {"sort": sort}, client, settings)
+
+
+def read_conversation(conversation_id: str, *, client: Client | None = None, **settings: Any) -> pa.Table:
+    """One conversation as a one-row table of CONVERSATIONS_SCHEMA."""
+    return _item(CONVERSATIONS, {}, conversation_id, {}, client, settings)
+
+
+def read_conversation_items(
+    conversation_id: str, *, sort: str = "asc", client: Client | None = None, **settings: Any
+) -> pa.RecordBatchReader:
+    """Every item of a conversation (CONVERSATION_ITEMS_SCHEMA), in `sort` order."""
+    keys = {"conversation_id": conversation_id}
+    return _list(CONVERSATION_ITEMS, keys, {"sort": sort}, client, settings)
+
+
+def read_chat_completions(
+    *,
+    model: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    sort: str = "asc",
+    client: Client | None = None,
+    **settings: Any,
+) -> pa.RecordBatchReader:
+    """Every stored chat completion (CHAT_COMPLETIONS_SCHEMA), or those of one `model` and carrying every
+    key/value pair of `metadata` (the API's filters)."""
+    options = {"model": model, "metadata": metadata, "sort": sort}
+    return _list(CHAT_COMPLETIONS, {}, options, client, settings)
+
+
+def read_chat_completion(completion_id: str, *, client: Client | None = None, **settings: Any) -> pa.Table:
+    """One stored chat completion as a one-row table of CHAT_COMPLETIONS_SCHEMA."""
+    return _item(CHAT_COMPLETIONS, {}, completion_id, {}, client, settings)
+
+
+def read_chat_completion_messages(
+    completion_id: str, *, sort: str = "asc", client: Client | None = None, **settings: Any
+) -> pa.RecordBatchReader:
+    """Every message of a stored chat completion (CHAT_COMPLETION_MESSAGES_SCHEMA), in `sort` order."""
+    keys = {"completion_id": completion_id}
+    return _list(CHAT_COMPLETION_MESSAGES, keys, {"sort": sort}, client, settings)

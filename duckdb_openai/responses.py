@@ -31,10 +31,10 @@ from duckdb_openai.resource import Key, Resource, sort_option
 from duckdb_openai.schema import field, json_field, object_json_field, struct
 
 __all__ = [
-    "INPUT_ITEMS_SCHEMA",
     "RESPONSES",
     "RESPONSES_SCHEMA",
     "RESPONSE_INPUT_ITEMS",
+    "RESPONSE_INPUT_ITEMS_SCHEMA",
     "RESPONSE_STATUSES",
 ]
 
@@ -174,7 +174,7 @@ RESPONSES = Resource(
     doc="A model response of the Responses API: GET /responses/{response_id}",
 )
 
-INPUT_ITEMS_SCHEMA: pa.Schema = pa.schema(
+RESPONSE_INPUT_ITEMS_SCHEMA: pa.Schema = pa.schema(
     [
         *ITEM_FIELDS,
         field(
@@ -192,7 +192,7 @@ RESPONSE_INPUT_ITEMS = Resource(
     keys=(Key("response_id", "resp_abc123"),),
     item_key=Key("item_id", "msg_abc123"),
     item_path_template=None,
-    schema=INPUT_ITEMS_SCHEMA,
+    schema=RESPONSE_INPUT_ITEMS_SCHEMA,
     options=(sort_option("input items"),),
     catalog_schema="responses",
     catalog_table="input_items",

@@ -20,15 +20,15 @@ from starlette.responses import Response
 
 from duckdb_openai.chat_completions import (
     CHAT_COMPLETION_MESSAGES,
+    CHAT_COMPLETION_MESSAGES_SCHEMA,
     CHAT_COMPLETIONS,
     CHAT_COMPLETIONS_SCHEMA,
-    CHAT_MESSAGES_SCHEMA,
 )
 from duckdb_openai.conversations import CONVERSATION_ITEMS_SCHEMA, CONVERSATIONS_SCHEMA
 from duckdb_openai.emulator import Emulator
 from duckdb_openai.emulator.successors import RESPONSES_MANIFEST_COLUMNS, Successors
 from duckdb_openai.items import ITEM, ITEM_FIELDS, ITEM_TYPES
-from duckdb_openai.responses import INPUT_ITEMS_SCHEMA, RESPONSES_SCHEMA
+from duckdb_openai.responses import RESPONSE_INPUT_ITEMS_SCHEMA, RESPONSES_SCHEMA
 from duckdb_openai.schema import is_json, is_object_json
 from tests.helpers import KEY, connect, rows
 from tests.scripted import ScriptedServer
@@ -171,10 +171,10 @@ def test_input_items_equal_the_sdks(
     ).response_id
     listed = list(sdk.responses.input_items.list(response_id, order=sort))  # type: ignore[arg-type]
     got = rows(con, "SELECT * FROM response_input_items(?, sort := ?)", [response_id, sort])
-    assert_rows_match(got, listed, INPUT_ITEMS_SCHEMA, {"response_id": response_id})
+    assert_rows_match(got, listed, RESPONSE_INPUT_ITEMS_SCHEMA, {"response_id": response_id})
     if sort == "asc":
         catalog = rows(con, "SELECT * FROM openai.responses.input_items WHERE response_id = ?", [response_id])
-        assert_rows_match(catalog, listed, INPUT_ITEMS_SCHEMA, {"response_id": response_id})
+        assert_rows_match(catalog, listed, RESPONSE_INPUT_ITEMS_SCHEMA, {"response_id": response_id})
 
 
 # -- conversations -----------------------------------------------------------------------------------------
@@ -291,9 +291,9 @@ def test_chat_completion_and_its_messages_equal_the_sdks(
         listed = list(sdk.chat.completions.messages.list(completion_id))
         keys = {"completion_id": completion_id}
         got = rows(con, "SELECT * FROM chat_completion_messages(?)", [completion_id])
-        assert_rows_match(got, listed, CHAT_MESSAGES_SCHEMA, keys)
+        assert_rows_match(got, listed, CHAT_COMPLETION_MESSAGES_SCHEMA, keys)
         catalog = rows(con, "SELECT * FROM openai.chat.messages WHERE completion_id = ?", [completion_id])
-        assert_rows_match(catalog, listed, CHAT_MESSAGES_SCHEMA, keys)
+        assert_rows_match(catalog, listed, CHAT_COMPLETION_MESSAGES_SCHEMA, keys)
     catalog = rows(
         con, f"SELECT * FROM openai.chat.completions WHERE id IN ({', '.join(repr(i) for i in ids)})"
     )
@@ -624,17 +624,17 @@ def test_keys_fill_only_what_the_api_left_out() -> None:
     request = CHAT_COMPLETION_MESSAGES.bind_list({"completion_id": "chatcmpl-a"}, {})
     batch = pa.RecordBatch.from_pylist(
         [{"id": "m0", "completion_id": None}, {"id": "m1", "completion_id": "chatcmpl-sent"}],
-        schema=CHAT_MESSAGES_SCHEMA,
+        schema=CHAT_COMPLETION_MESSAGES_SCHEMA,
     )
     filled = request.with_keys(batch)
     assert filled.column("completion_id").to_pylist() == ["chatcmpl-a", "chatcmpl-sent"]
-    assert filled.schema == CHAT_MESSAGES_SCHEMA
+    assert filled.schema == CHAT_COMPLETION_MESSAGES_SCHEMA
     whole = request.with_keys(pa.Table.from_batches([filled]))
     assert whole.column("completion_id").to_pylist() == ["chatcmpl-a", "chatcmpl-sent"]
 
 
 def test_declarations_of_the_responses_era() -> None:
-    assert [f.name for f in INPUT_ITEMS_SCHEMA][: len(ITEM_FIELDS)] == [f.name for f in ITEM_FIELDS]
+    assert [f.name for f in RESPONSE_INPUT_ITEMS_SCHEMA][: len(ITEM_FIELDS)] == [f.name for f in ITEM_FIELDS]
     assert CHAT_COMPLETION_MESSAGES.bind_list({"completion_id": "chatcmpl-a"}, {}).path == (
         "chat/completions/chatcmpl-a/messages"
     )
@@ -945,7 +945,7 @@ def test_every_kind_of_the_spec_fits_the_item_struct() -> None:
             [row] = rows(con, "SELECT output FROM response('resp_1')")
         finally:
             registration.close()
-    assert_rows_match(items, SPEC_KINDS, INPUT_ITEMS_SCHEMA, {"response_id": "resp_1"})
+    assert_rows_match(items, SPEC_KINDS, RESPONSE_INPUT_ITEMS_SCHEMA, {"response_id": "resp_1"})
     assert [normalized(o, pa.field("o", ITEM)) for o in row["output"]] == [
         expected(k, pa.field("o", ITEM)) for k in SPEC_KINDS
     ]

@@ -19,12 +19,18 @@ def test_public_surface_is_pinned() -> None:
         [
             "ASSISTANTS", "ASSISTANTS_SCHEMA", "MESSAGES", "MESSAGES_SCHEMA", "RESOURCES", "RUNS",
             "RUNS_SCHEMA", "RUN_STEPS", "RUN_STEPS_SCHEMA", "THREADS", "THREADS_SCHEMA",
+            "RESPONSES", "RESPONSES_SCHEMA", "RESPONSE_INPUT_ITEMS", "RESPONSE_INPUT_ITEMS_SCHEMA",
+            "CONVERSATIONS", "CONVERSATIONS_SCHEMA", "CONVERSATION_ITEMS", "CONVERSATION_ITEMS_SCHEMA",
+            "CHAT_COMPLETIONS", "CHAT_COMPLETIONS_SCHEMA", "CHAT_COMPLETION_MESSAGES",
+            "CHAT_COMPLETION_MESSAGES_SCHEMA",
             "APIConnectionError", "APIError", "APITimeoutError", "AuthenticationError", "BadRequestError",
             "Client", "ConfigurationError", "DuckDBOpenAIError", "FetchError", "InvalidIdError",
             "NotFoundError", "PermissionDeniedError", "RateLimitError", "Registration", "Resource",
             "ResponseFormatError", "RunFetchError", "ServerError", "Settings", "__version__",
             "read_assistant", "read_assistants", "read_message", "read_messages", "read_run",
             "read_run_step", "read_run_steps", "read_runs", "read_thread", "register",
+            "read_chat_completion", "read_chat_completion_messages", "read_chat_completions",
+            "read_conversation", "read_conversation_items", "read_response", "read_response_input_items",
         ]
     )  # fmt: skip
     for name in duckdb_openai.__all__:
@@ -71,3 +77,16 @@ def test_readme_column_reference_is_generated() -> None:
     assert generated == reference(), "run: python -m duckdb_openai.docs --write README.md"
     for resource in RESOURCES:
         assert f"### {resource.name}\n" in generated
+
+
+def test_every_resource_has_its_names_everywhere() -> None:
+    """One naming: `NAME` and `NAME_SCHEMA` exported, `read_<name>` for a list, `read_<item_name>` for one
+    object, the same names as the SQL functions."""
+    from duckdb_openai.resources import RESOURCES
+
+    for resource in RESOURCES:
+        constant = resource.name.upper()
+        assert getattr(duckdb_openai, constant) is resource
+        assert getattr(duckdb_openai, f"{constant}_SCHEMA") is resource.schema
+        assert hasattr(duckdb_openai, f"read_{resource.name}") == resource.listable, resource.name
+        assert hasattr(duckdb_openai, f"read_{resource.item_name}") == resource.retrievable, resource.name

@@ -1,0 +1,98 @@
+"""The Python readers: every resource as pyarrow data, equal to its SQL form, keys checked before any
+request is sent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+import duckdb_openai
+from duckdb_openai.emulator import Emulator
+from duckdb_openai.emulator.successors import Successors
+from duckdb_openai.errors import ConfigurationError, InvalidIdError
+from tests.helpers import KEY, rows
+
+
+def ids(data: pa.Table | pa.RecordBatchReader) -> list[str]:
+    table = data.read_all() if isinstance(data, pa.RecordBatchReader) else data
+    return [str(v) for v in table.column("id").to_pylist()]
+
+
+def cases(emu: Emulator) -> list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], str, pa.Schema]]:
+    run = emu.dataset.find_run(step_count=101)
+    population = Successors(emu.dataset.seed)
+    response = population.infos[3]
+    completion = rows_of(emu, "SELECT id FROM chat_completions() LIMIT 1")[0]
+    return [
+        (duckdb_openai.read_runs, (run.thread_id,), {"sort": "desc"},
+         f"runs('{run.thread_id}', sort := 'desc')", duckdb_openai.RUNS_SCHEMA),
+        (duckdb_openai.read_messages, (run.thread_id,), {"run_id": run.run_id},
+         f"messages('{run.thread_id}', run_id := '{run.run_id}')", duckdb_openai.MESSAGES_SCHEMA),
+        (duckdb_openai.read_assistants, (), {}, "assistants()", duckdb_openai.ASSISTANTS_SCHEMA),
+        (duckdb_openai.read_thread, (run.thread_id,), {}, f"thread('{run.thread_id}')",
+         duckdb_openai.THREADS_SCHEMA),
+        (duckdb_openai.read_run, (run.thread_id, run.run_id), {}, f"run('{run.thread_id}', '{run.run_id}')",
+         duckdb_openai.RUNS_SCHEMA),
+        (duckdb_openai.read_response, (response.response_id,), {}, f"response('{response.response_id}')",
+         duckdb_openai.RESPONSES_SCHEMA),
+        (duckdb_openai.read_response_input_items, (response.response_id,), {},
+         f"response_input_items('{response.response_id}')", duckdb_openai.RESPONSE_INPUT_ITEMS_SCHEMA),
+        (duckdb_openai.read_conversation, (response.conversation_id,), {},
+         f"conversation('{response.conversation_id}')", duckdb_openai.CONVERSATIONS_SCHEMA),
+        (duckdb_openai.read_conversation_items, (response.conversation_id,), {"sort": "desc"},
+         f"conversation_items('{response.conversation_id}', sort := 'desc')",
+         duckdb_openai.CONVERSATION_ITEMS_SCHEMA),
+        (duckdb_openai.read_chat_completions, (), {"metadata": {"customer": "Globex"}, "model": "gpt-4.1"},
+         "chat_completions(model := 'gpt-4.1', metadata := MAP {'customer': 'Globex'})",
+         duckdb_openai.CHAT_COMPLETIONS_SCHEMA),
+        (duckdb_openai.read_chat_completion, (completion,), {}, f"chat_completion('{completion}')",
+         duckdb_openai.CHAT_COMPLETIONS_SCHEMA),
+        (duckdb_openai.read_chat_completion_messages, (completion,), {},
+         f"chat_completion_messages('{completion}')", duckdb_openai.CHAT_COMPLETION_MESSAGES_SCHEMA),
+    ]  # fmt: skip
+
+
+def rows_of(emu: Emulator, sql: str) -> list[str]:
+    import duckdb
+
+    con = duckdb.connect()
+    registration = duckdb_openai.register(con, api_key=KEY, base_url=emu.base_url, progress="off")
+    try:
+        return [str(r["id"]) for r in rows(con, sql)]
+    finally:
+        registration.close()
+
+
+def test_every_reader_equals_its_sql_form(emu: Emulator) -> None:
+    with duckdb_openai.Client(api_key=KEY, base_url=emu.base_url, progress="off") as client:
+        for reader, args, options, sql, schema in cases(emu):
+            got = reader(*args, client=client, **options)
+            table = got.read_all() if isinstance(got, pa.RecordBatchReader) else got
+            assert table.schema == schema, reader.__name__
+            expected = rows_of(emu, f"SELECT id FROM {sql}")
+            assert ids(table) == expected and expected, reader.__name__
+
+
+def test_a_reader_makes_and_closes_its_own_client(emu: Emulator) -> None:
+    run = emu.dataset.find_run(step_count=1)
+    table = duckdb_openai.read_runs(run.thread_id, api_key=KEY, base_url=emu.base_url).read_all()
+    assert run.run_id in ids(table)
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda: duckdb_openai.read_runs("thread/../x"), InvalidIdError),
+        (lambda: duckdb_openai.read_messages("thread_a", run_id="run?x=1"), InvalidIdError),
+        (lambda: duckdb_openai.read_chat_completions(model="gpt\n4o"), ConfigurationError),
+        (lambda: duckdb_openai.read_response_input_items("resp_a", sort="newest"), ConfigurationError),
+    ],
+)
+def test_bad_input_fails_before_any_request(emu: Emulator, call: Callable[[], Any], error: type) -> None:
+    emu.reset()
+    with pytest.raises(error):
+        call()
+    assert emu.stats()["requests"] == 0
