@@ -134,3 +134,96 @@ def test_dataframe_timestamps_follow_the_session_time_zone(emu: Emulator, my_run
     table = reader.read_all()
     assert table.to_pandas()["created_at"].dtype == pd.DatetimeTZDtype("us", "UTC")
     assert [int(t.timestamp()) for t in table.to_pandas()["created_at"]] == created
+
+
+# -- across tables -----------------------------------------------------------------------------------------
+
+
+def test_tokens_per_customer_and_model_from_a_thread_log(emu: Emulator, my_runs: Any, tmp_path: Path) -> None:
+    from duckdb_openai.emulator import Family
+
+    family = Family(emu.dataset)
+    manifest = family.write_threads_manifest(tmp_path / "threads.csv")
+    my_runs.execute("CREATE TABLE my_threads AS SELECT * FROM read_csv(?)", [str(manifest)])
+    sql = block("sql", "FROM my_threads t, runs(t.thread_id) r, run_steps(r.thread_id, r.id) s")
+    got = {(row[0], row[1]): tuple(row[2:]) for row in my_runs.execute(sql).fetchall()}
+
+    customer = {row["thread_id"]: row["customer"] for row in my_runs.execute(
+        "SELECT thread_id, customer FROM my_threads").df().to_dict("records")}  # fmt: skip
+    runs: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+    prompt: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
+    completion: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
+    for thread_id, who in customer.items():
+        for run in family.runs(thread_id):
+            for step in emu.dataset.steps(thread_id, run["id"]):
+                key = (who, run["model"])
+                runs[key].add(run["id"])
+                if step["usage"] is not None:
+                    prompt[key].append(step["usage"]["prompt_tokens"])
+                    completion[key].append(step["usage"]["completion_tokens"])
+    want = {
+        key: (
+            len(ids),
+            sum(prompt[key]) if prompt[key] else None,
+            sum(completion[key]) if completion[key] else None,
+        )
+        for key, ids in runs.items()
+    }
+    assert got == want and len(want) > 5
+
+
+def test_the_messages_a_run_created(emu: Emulator, my_runs: Any) -> None:
+    from duckdb_openai.emulator import Family
+
+    family = Family(emu.dataset)
+    my_runs.execute("DELETE FROM my_runs WHERE run_id NOT IN (SELECT run_id FROM my_runs LIMIT 30)")
+    sql = block("sql", "messages(r.thread_id, run_id := r.run_id)")
+    got = sorted(my_runs.execute(sql).fetchall())
+    want = sorted(
+        (message["run_id"], message["role"], part["text"]["value"])
+        for thread_id, run_id in my_runs.execute("SELECT thread_id, run_id FROM my_runs").fetchall()
+        for message in family.messages(thread_id, run_id=run_id)
+        for part in message["content"]
+        if part["type"] == "text"
+    )
+    assert got == want and want
+
+
+def test_tokens_and_failures_from_responses(emu: Emulator, my_runs: Any, tmp_path: Path) -> None:
+    import json
+
+    from duckdb_openai.emulator.successors import Successors
+
+    truth = Successors(emu.dataset.seed)
+    manifest = truth.write_manifest(tmp_path / "calls.csv")
+    my_runs.execute("CREATE TABLE my_calls AS SELECT * FROM read_csv(?) LIMIT 200", [str(manifest)])
+    sql = block("sql", "FROM my_calls c, response(c.response_id) r")
+    got = {(row[0], row[1]): tuple(row[2:]) for row in my_runs.execute(sql).fetchall()}
+
+    groups: defaultdict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for info in truth.infos[:200]:
+        body = json.loads(truth.population.responses[info.response_id])
+        groups[(info.customer, body["model"])].append(body)
+
+    def total(bodies: list[dict[str, Any]], *path: str) -> int | None:
+        values = []
+        for body in bodies:
+            value: Any = body.get("usage")
+            for name in path:
+                value = value.get(name) if isinstance(value, dict) else None
+            if value is not None:
+                values.append(value)
+        return sum(values) if values else None
+
+    want = {
+        key: (
+            len(bodies),
+            sum(b["status"] == "failed" for b in bodies),
+            total(bodies, "input_tokens"),
+            total(bodies, "output_tokens"),
+            total(bodies, "output_tokens_details", "reasoning_tokens"),
+        )
+        for key, bodies in groups.items()
+    }
+    assert got == want
+    assert sum(v[1] for v in want.values()) > 0  # some failed, so the FILTER is exercised
