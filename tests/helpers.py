@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import json
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 import duckdb_openai
+from duckdb_openai.schema import is_json
 
 KEY = "sk-test-0123456789abcdefSECRET"
 
@@ -20,6 +23,24 @@ def sparse(value: Any) -> Any:
     if isinstance(value, list):
         return [sparse(v) for v in value]
     if isinstance(value, datetime.datetime):
+        return int(value.timestamp())
+    return value
+
+
+def api_shape(value: Any, f: pa.Field) -> Any:
+    """A decoded Arrow value back in the API's shape: JSON text parsed, maps as objects, seconds."""
+    if value is None:
+        return None
+    if is_json(f):
+        return json.loads(value)
+    t = f.type
+    if pa.types.is_map(t):
+        return dict(value)
+    if pa.types.is_struct(t):
+        return {child.name: api_shape(value[child.name], child) for child in t}
+    if pa.types.is_list(t):
+        return [api_shape(item, t.value_field) for item in value]
+    if pa.types.is_timestamp(t):
         return int(value.timestamp())
     return value
 

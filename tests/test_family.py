@@ -3,19 +3,16 @@ the emulator, field by field; the chain from threads to steps; pushdown and stre
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import duckdb
 import openai
-import pyarrow as pa
 import pytest
 
 import duckdb_openai
 from duckdb_openai.emulator import Emulator, Family
-from duckdb_openai.schema import is_json
-from tests.helpers import KEY, connect, rows, sparse
+from tests.helpers import KEY, api_shape, connect, rows, sparse
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -32,24 +29,6 @@ def family(emulator: Emulator) -> Family:
 def sdk(emulator: Emulator) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=emulator.base_url, api_key="sk-test", max_retries=0) as client:
         yield client
-
-
-def api_shape(value: Any, f: pa.Field) -> Any:
-    """A DuckDB value back in the API's shape: JSON text parsed, maps as objects, Unix seconds."""
-    if value is None:
-        return None
-    if is_json(f):
-        return json.loads(value)
-    t = f.type
-    if pa.types.is_map(t):
-        return dict(value)
-    if pa.types.is_struct(t):
-        return {child.name: api_shape(value[child.name], child) for child in t}
-    if pa.types.is_list(t):
-        return [api_shape(item, t.value_field) for item in value]
-    if pa.types.is_timestamp(t):
-        return int(value.timestamp())
-    return value
 
 
 def assert_same(resource: duckdb_openai.Resource, got: list[dict[str, Any]], objects: list[Any]) -> None:

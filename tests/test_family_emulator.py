@@ -32,7 +32,7 @@ from duckdb_openai.messages import CONTENT_TYPES, MESSAGES_SCHEMA
 from duckdb_openai.runs import RUN_STATUSES, RUNS_SCHEMA, TERMINAL_STATUSES
 from duckdb_openai.schema import is_json
 from duckdb_openai.threads import THREADS_SCHEMA
-from tests.helpers import sparse
+from tests.helpers import api_shape, sparse
 from tests.test_emulator_cli import Served
 
 # The SDK marks the Assistants API deprecated; it still speaks it.
@@ -320,24 +320,6 @@ def test_stats_buckets(api: httpx.Client, emulator: Emulator, family: Family) ->
 
 
 # -- the schemas decode the raw JSON to the SDK's objects -------------------------------------
-
-
-def api_shape(value: Any, f: pa.Field) -> Any:
-    """A decoded Arrow value back in the API's shape: JSON text parsed, maps as objects, seconds."""
-    if value is None:
-        return None
-    if is_json(f):
-        return json.loads(value)
-    t = f.type
-    if pa.types.is_map(t):
-        return dict(value)
-    if pa.types.is_struct(t):
-        return {child.name: api_shape(value[child.name], child) for child in t}
-    if pa.types.is_list(t):
-        return [api_shape(item, t.value_field) for item in value]
-    if pa.types.is_timestamp(t):
-        return int(value.timestamp())
-    return value
 
 
 def assert_rows_equal(
