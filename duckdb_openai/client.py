@@ -14,29 +14,38 @@ answer that is not 2xx becomes an error of `errors.py`, with the API's own messa
   by `***` before anything decodes it, and every text taken from an error response passes whole, every
   field of it, through `redact` before it is cut. No raised error keeps an exception that held the
   request as its context.
+- Bearer tokens from `token_provider=` (Microsoft Entra ID): the provider is asked for the first request,
+  then again when its token is TOKEN_REUSE_S old (the next request waits for the answer; one call at a
+  time per client), and at once when a request is answered 401: that request is then sent once more
+  with the provider's new answer, and a second 401 is the AuthenticationError. A sync provider runs in
+  a worker thread (azure-identity may do network I/O); an async one runs on the client's loop. Every
+  token it gives is redacted like the key (the last TOKENS_REMEMBERED of them, as tokens rotate).
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import inspect
 import json
 import logging
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
-from duckdb_openai.config import DEFAULT_BASE_URL, Settings
+from duckdb_openai.config import DEFAULT_BASE_URL, Settings, TokenProvider, check_credential
 from duckdb_openai.errors import (
     APIConnectionError,
     APIError,
     APITimeoutError,
     AuthenticationError,
+    ConfigurationError,
     DuckDBOpenAIError,
     NotFoundError,
     RateLimitError,
@@ -54,7 +63,7 @@ from duckdb_openai.transport import (
     open_transport,
 )
 
-__all__ = ["REFUSED_RETRIES", "ApiClient", "RequestStats"]
+__all__ = ["REFUSED_RETRIES", "TOKEN_REUSE_S", "ApiClient", "RequestStats"]
 
 logger = logging.getLogger("duckdb_openai")
 
@@ -67,6 +76,14 @@ WARNING_INTERVAL = 60.0
 PREVIEW_CHARS = 300
 #: When the Assistants API stopped answering at the default base URL.
 ASSISTANTS_RETIRED = "2026-08-26"
+#: Seconds a token from token_provider= is used before the provider is asked again (a 401 asks at once).
+#: azure-identity's provider renews its cached token 5 minutes before it expires, so a token is never
+#: sent expired, and a fan-out does not hop to a worker thread for every request.
+TOKEN_REUSE_S = 30.0
+#: Tokens remembered for redaction: a server may still echo one that was replaced a moment ago.
+TOKENS_REMEMBERED = 8
+#: How much of a token provider's error message a ConfigurationError quotes.
+PROVIDER_MESSAGE_CHARS = 500
 
 E = TypeVar("E", bound=DuckDBOpenAIError)
 
@@ -115,6 +132,114 @@ class _Failure(Exception):
         self.permanent = permanent
 
 
+class _Tokens:
+    """The bearer token of token_provider=: asked for when missing, older than TOKEN_REUSE_S, or
+    rejected; one call at a time, so a fan-out's first 32 requests (or 32 answered 401 together) make
+    one call, not 32. A provider that failed is not asked again for TOKEN_REUSE_S either: requests
+    meanwhile fail with its error (with on_error='skip', a credential chain that takes seconds to fail
+    must not be tried once per key)."""
+
+    def __init__(self, provider: TokenProvider, timeout: float, reuse: float) -> None:
+        self._provider = provider
+        self._timeout = timeout
+        self._reuse = reuse
+        self._lock = asyncio.Lock()
+        self._token: str | None = None
+        self._failure: ConfigurationError | None = None
+        self._asked_at = -math.inf
+        #: Bumped by each call; a 401 renews only if no other request renewed since it was sent.
+        self.generation = 0
+        #: The latest tokens, for redaction.
+        self.recent: deque[str] = deque(maxlen=TOKENS_REMEMBERED)
+
+    def _stale(self) -> bool:
+        return time.monotonic() - self._asked_at >= self._reuse
+
+    async def current(self) -> tuple[str, int]:
+        """The token to send and its generation."""
+        if self._stale():
+            async with self._lock:
+                if self._stale():
+                    await self._ask()
+        if self._token is None:
+            assert self._failure is not None
+            raise copy.copy(self._failure)
+        return self._token, self.generation
+
+    async def renew(self, rejected: int) -> None:
+        """Ask again after the token of generation `rejected` was answered 401."""
+        async with self._lock:
+            if self.generation == rejected:
+                await self._ask()
+        if self._token is None:
+            assert self._failure is not None
+            raise copy.copy(self._failure)
+
+    async def _ask(self) -> None:
+        failure: ConfigurationError | None = None
+        try:
+            token = _checked_token(await asyncio.wait_for(self._call(), self._timeout))
+        except TimeoutError:
+            failure = ConfigurationError(
+                f"token_provider= gave no token within timeout={self._timeout:g}s; check that its "
+                "credential can reach its identity service"
+            )
+        except ConfigurationError as exc:  # an answer that is not a usable token
+            failure = exc
+        except Exception as exc:
+            text = redact(str(exc), self.recent)[:PROVIDER_MESSAGE_CHARS]
+            failure = ConfigurationError(
+                f"token_provider= raised {type(exc).__name__}: {text} (check the provider's credential: "
+                "for azure-identity's DefaultAzureCredential, `az login` or the managed identity)"
+            )
+        else:
+            logger.debug("token_provider= gave %s token", "the same" if token == self._token else "a new")
+            if token not in self.recent:
+                self.recent.append(token)
+        # Kept as the answer until the next call; raised as copies, which hold no traceback or context.
+        self._token, self._failure = (None, failure) if failure is not None else (token, None)
+        self._asked_at = time.monotonic()
+        self.generation += 1
+
+    async def _call(self) -> object:
+        provider = self._provider
+        if inspect.iscoroutinefunction(provider) or inspect.iscoroutinefunction(
+            getattr(provider, "__call__", None)  # noqa: B004 - an object whose __call__ is async
+        ):
+            return await provider()  # type: ignore[misc]
+        # Off the loop: azure-identity may do network I/O to renew, and the loop serves every request.
+        got = await asyncio.to_thread(provider)
+        return await got if inspect.isawaitable(got) else got
+
+
+def _checked_token(got: object) -> str:
+    """The provider's answer as a header-safe token, or a ConfigurationError that never quotes it."""
+    if not isinstance(got, str):
+        hint = (
+            "; an azure.core AccessToken? wrap the credential with azure.identity's "
+            "get_bearer_token_provider(credential, scope)"
+            if hasattr(got, "token")
+            else ""
+        )
+        raise ConfigurationError(f"token_provider= returned a {type(got).__name__}, not a string{hint}")
+    token = str.__str__(got)  # a str subclass could change how it prints
+    if not token.strip():
+        raise ConfigurationError("token_provider= returned an empty token; check its credential")
+    if token.lower().startswith("bearer "):
+        raise ConfigurationError(
+            "token_provider= returned 'Bearer <token>'; return the token alone (the client adds 'Bearer ')"
+        )
+    check_credential(token, "the token from token_provider=")
+    return token
+
+
+@dataclass
+class _Sent:
+    """What one `get` last sent: the generation of its token."""
+
+    generation: int = -1
+
+
 class ApiClient:
     """Sends GET requests for one Settings; create and use it on one event loop."""
 
@@ -128,16 +253,37 @@ class ApiClient:
         )
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         self._rng = rng or random.Random()
-        self._secrets = settings.secrets()
-        self._key = settings.api_key.reveal().encode()
+        self._static_secrets = settings.secrets()
+        self._key = None if settings.api_key is None else settings.api_key.reveal().encode()
+        provider = settings.token_provider
+        self._tokens = (
+            None if provider is None else _Tokens(provider.reveal(), settings.timeout, TOKEN_REUSE_S)
+        )
         self._quiet_until = 0.0
         self._http = open_transport(settings)
+
+    @property
+    def _secrets(self) -> list[str]:
+        return self._static_secrets if self._tokens is None else [*self._static_secrets, *self._tokens.recent]
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
     async def get(self, path: str, params: Sequence[tuple[str, str]] = ()) -> bytes:
-        """The body of a 2xx answer to GET `path`, retrying what `should_retry` allows."""
+        """The body of a 2xx answer to GET `path`, retrying what `should_retry` allows, and once more
+        with a new token after a 401 when token_provider= gives them."""
+        if self._tokens is None:
+            return await self._get(path, params, None)
+        sent = _Sent()
+        try:
+            return await self._get(path, params, sent)
+        except AuthenticationError:
+            pass
+        # Outside the except block, so a second error does not carry the first as its context.
+        await self._tokens.renew(sent.generation)
+        return await self._get(path, params, sent)
+
+    async def _get(self, path: str, params: Sequence[tuple[str, str]], sent: _Sent | None) -> bytes:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.max_retries + 1),
             wait=self._wait,
@@ -149,7 +295,7 @@ class ApiClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._attempt(path, params)
+                    return await self._attempt(path, params, sent)
         except _Failure as caught:
             error = caught.error
         except DuckDBOpenAIError as caught:
@@ -207,7 +353,14 @@ class ApiClient:
                 plan = f"retrying up to {self.settings.max_retries} times (max_retries=) before giving up"
             logger.warning("%s; %s", failure.error, plan)
 
-    async def _attempt(self, path: str, params: Sequence[tuple[str, str]]) -> bytes:
+    async def _auth(self, sent: _Sent | None) -> dict[str, str] | None:
+        """The request's own headers: a token's Authorization (None with a key, which Settings sends)."""
+        if self._tokens is None or sent is None:
+            return None
+        token, sent.generation = await self._tokens.current()
+        return {"Authorization": f"Bearer {token}"}
+
+    async def _attempt(self, path: str, params: Sequence[tuple[str, str]], sent: _Sent | None) -> bytes:
         # Pace inside the slot: a task waiting for a slot must not have passed the pacer before a 429 or
         # a low budget set the pace, or it would be sent unpaced when the slot frees up.
         failure: _Failure | DuckDBOpenAIError
@@ -217,9 +370,10 @@ class ApiClient:
             except WaitTooLong as wait:
                 failure = self._budget_error(wait)
             else:
+                auth = await self._auth(sent)
                 self.stats.requests += 1
                 try:
-                    reply = await self._http.get(path, params)
+                    reply = await self._http.get(path, params, auth)
                 except TransportTimeout:
                     failure = _Failure(
                         APITimeoutError(
@@ -263,11 +417,17 @@ class ApiClient:
                     if 200 <= reply.status < 300:
                         # A server echoing the request must not hand the key to the decoder, whose
                         # errors quote the body and whose rows could hold it.
-                        if self._key in reply.body:
-                            return reply.body.replace(self._key, b"***")
-                        return reply.body
+                        return self._without_credentials(reply.body)
                     failure = _Failure(self._api_error(reply), reply.status, reply.headers)
         raise failure
+
+    def _without_credentials(self, body: bytes) -> bytes:
+        if self._key is not None and self._key in body:
+            body = body.replace(self._key, b"***")
+        for token in self._tokens.recent if self._tokens is not None else ():
+            if token.encode() in body:
+                body = body.replace(token.encode(), b"***")
+        return body
 
     def _via(self) -> str:
         proxy = self.settings.proxy_display()
@@ -298,7 +458,14 @@ class ApiClient:
         api_message = self._field(detail.get("message")) or reply.reason or f"HTTP {status}"
         code = self._field(detail.get("code"))
         label = f"{status} {code}" if code else str(status)
-        if cls is AuthenticationError:
+        if cls is AuthenticationError and self._tokens is not None:
+            message = (
+                f"the token from token_provider= was rejected ({label}), also after asking it for a new "
+                f"one: {api_message} Check that its credential may use this resource (on Azure: the scope "
+                "https://cognitiveservices.azure.com/.default and a role such as Cognitive Services OpenAI "
+                "User)."
+            )
+        elif cls is AuthenticationError:
             hint = self.settings.key_hint()
             message = f"the API key was rejected ({label}): {api_message} Set the key with {hint}."
         elif cls is NotFoundError and self.settings.base_url == DEFAULT_BASE_URL:

@@ -16,9 +16,9 @@ import os
 import platform
 import ssl
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, NoReturn
+from typing import Any, Generic, Literal, NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from duckdb_openai._version import __version__
@@ -35,6 +35,8 @@ __all__ = [
     "OnError",
     "Progress",
     "Settings",
+    "TokenProvider",
+    "check_credential",
 ]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -64,17 +66,21 @@ ENV_CA_DIR = "SSL_CERT_DIR"
 
 OnError = Literal["raise", "skip"]
 Progress = Literal["auto", "on", "off"]
+#: token_provider=: returns a bearer token (Microsoft Entra ID and other OAuth servers); may be async.
+TokenProvider = Callable[[], str | Awaitable[str]]
+T = TypeVar("T")
 
 
-class Secret:
-    """A string that never shows itself in repr, str or f-strings; `reveal()` is the only way out."""
+class Secret(Generic[T]):
+    """A value (a key; a token provider, whose credential caches tokens) that never shows itself in
+    repr, str or f-strings, and is never pickled; `reveal()` is the only way out."""
 
     __slots__ = ("_value",)
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: T) -> None:
         self._value = value
 
-    def reveal(self) -> str:
+    def reveal(self) -> T:
         return self._value
 
     def __repr__(self) -> str:
@@ -92,14 +98,15 @@ class Secret:
     # to give another process the key. Copies are the same immutable object.
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         raise TypeError(
-            "a Secret (an API key or proxy credentials) cannot be pickled, so Settings cannot be either: "
-            f"give the other process its key through {ENV_API_KEY} or api_key=, and its own settings"
+            "a Secret (an API key, a token provider or proxy credentials) cannot be pickled, so Settings "
+            f"cannot be either: give the other process its key through {ENV_API_KEY} or api_key= (or its "
+            "own token_provider=), and its own settings"
         )
 
-    def __copy__(self) -> Secret:
+    def __copy__(self) -> Secret[T]:
         return self
 
-    def __deepcopy__(self, memo: Any) -> Secret:
+    def __deepcopy__(self, memo: Any) -> Secret[T]:
         return self
 
 
@@ -120,7 +127,9 @@ class Settings:
     `Secret` so the settings can be printed safely.
     """
 
-    api_key: Secret = field(repr=False)
+    #: The key, or None when `token_provider` gives bearer tokens instead (ApiClient asks it).
+    api_key: Secret[str] | None = field(repr=False)
+    token_provider: Secret[TokenProvider] | None = field(default=None, repr=False)
     base_url: str = DEFAULT_BASE_URL
     organization: str | None = None
     project: str | None = None
@@ -136,7 +145,7 @@ class Settings:
     max_pages: int = DEFAULT_MAX_PAGES
     on_error: OnError = "raise"
     progress: Progress = "auto"
-    #: Where the key came from, for error messages ("api_key=" or "$OPENAI_API_KEY").
+    #: Where the key came from, for error messages ("api_key=", "$OPENAI_API_KEY", "token_provider=").
     api_key_source: str = "api_key="
     #: The shortest and longest pause between retries; tests shorten them, never to zero.
     retry_initial_delay: float = 0.5
@@ -146,7 +155,7 @@ class Settings:
     #: The most a response may hold once decompressed; past it, ResponseFormatError.
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     #: The proxy every request to base_url goes through (from proxy= or the environment), or None.
-    proxy: Secret | None = field(default=None, repr=False)
+    proxy: Secret[str] | None = field(default=None, repr=False)
     #: TLS: False (no verification), a caller's SSLContext, or True with the CA bundle or directory to
     #: trust (None: the system store plus certifi's bundle).
     verify: bool | ssl.SSLContext = True
@@ -158,6 +167,7 @@ class Settings:
         cls,
         *,
         api_key: str | None = None,
+        token_provider: TokenProvider | None = None,
         base_url: str | None = None,
         organization: str | None = None,
         project: str | None = None,
@@ -183,6 +193,9 @@ class Settings:
     ) -> Settings:
         """Apply the environment fallbacks and validate; raises ConfigurationError naming the fix.
 
+        `token_provider`: instead of api_key (never both), a callable returning a bearer token, such as
+        azure-identity's `get_bearer_token_provider(credential, scope)`; the client asks it as
+        `ApiClient` describes. Neither given: the key is $OPENAI_API_KEY.
         `proxy`: a proxy URL; None (the default) takes HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and NO_PROXY
         from the environment, as httpx and the openai SDK do; False uses no proxy. `verify`: True (the
         default) trusts SSL_CERT_FILE / SSL_CERT_DIR when set, else the system store and certifi's
@@ -193,15 +206,29 @@ class Settings:
             _unknown_keyword(sorted(unknown))
         env = os.environ if env is None else env
         source = "api_key="
-        if api_key is None:
-            api_key = env.get(ENV_API_KEY)
-            source = f"${ENV_API_KEY}"
-        if not api_key:
-            raise ConfigurationError(
-                f"no API key: pass api_key= to register() / read_run_steps(), or set the {ENV_API_KEY} "
-                "environment variable"
-            )
-        _check_key(api_key, source)
+        if token_provider is not None:
+            if api_key is not None:
+                raise ConfigurationError(
+                    "pass api_key= or token_provider=, not both: a key, or a callable returning bearer "
+                    "tokens (Microsoft Entra ID)"
+                )
+            if not callable(token_provider):
+                raise ConfigurationError(
+                    "token_provider must be a callable returning a token string, such as "
+                    "azure.identity.get_bearer_token_provider(credential, scope), not a "
+                    f"{type(token_provider).__name__}; pass a fixed key as api_key="
+                )
+            source = "token_provider="
+        else:
+            if api_key is None:
+                api_key = env.get(ENV_API_KEY)
+                source = f"${ENV_API_KEY}"
+            if not api_key:
+                raise ConfigurationError(
+                    f"no API key: pass api_key= (or token_provider= for Microsoft Entra ID) to register() / "
+                    f"Client() / read_run_steps(), or set the {ENV_API_KEY} environment variable"
+                )
+            check_credential(api_key, f"the API key from {source}")
         base_url = (base_url or env.get(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
         organization = organization or env.get(ENV_ORGANIZATION) or None
         project = project or env.get(ENV_PROJECT) or None
@@ -219,7 +246,8 @@ class Settings:
         _check_int("max_response_bytes", max_response_bytes, low=1024, high=2**40)
         ca_file, ca_dir, verify_mode = _resolve_verify(verify, env, base_url)
         return cls(
-            api_key=Secret(api_key),
+            api_key=None if api_key is None else Secret(api_key),
+            token_provider=None if token_provider is None else Secret(token_provider),
             base_url=base_url,
             organization=organization,
             project=project,
@@ -251,8 +279,9 @@ class Settings:
         return [name for name, p in parameters.items() if p.kind is p.KEYWORD_ONLY and name != "env"]
 
     def secrets(self) -> list[str]:
-        """Every secret text these settings hold (the key; a proxy URL and its credentials), for `redact`."""
-        found = [self.api_key.reveal()]
+        """Every secret text these settings hold (the key; a proxy URL and its credentials), for `redact`;
+        ApiClient adds the tokens it was given."""
+        found = [] if self.api_key is None else [self.api_key.reveal()]
         if self.proxy is not None:
             url = self.proxy.reveal()
             parts = urlsplit(url)
@@ -267,15 +296,17 @@ class Settings:
         return None if self.proxy is None else _without_credentials(self.proxy.reveal())
 
     def headers(self) -> dict[str, str]:
-        """The headers every request carries, the key included: never log or print these."""
+        """The headers every request carries, the key included: never log or print these. With
+        token_provider=, ApiClient adds `Authorization: Bearer <token>` to each request (Azure's
+        api_version form too: a key goes in `api-key`, a token in Authorization)."""
         headers = {
             "OpenAI-Beta": "assistants=v2",
             "Accept": "application/json",
             "User-Agent": user_agent(),
         }
-        if self.api_version:
+        if self.api_key is not None and self.api_version:
             headers["api-key"] = self.api_key.reveal()
-        else:
+        elif self.api_key is not None:
             headers["Authorization"] = f"Bearer {self.api_key.reveal()}"
         if self.organization:
             headers["OpenAI-Organization"] = self.organization
@@ -329,8 +360,8 @@ def _check_base_url(base_url: str, allow_insecure_http: bool) -> None:
         raise ConfigurationError(f"base_url {base_url!r} must not carry a query or fragment")
     if parts.scheme == "http" and not _is_loopback(parts.hostname) and not allow_insecure_http:
         raise ConfigurationError(
-            f"base_url {base_url!r} would send the API key unencrypted to {parts.hostname}; use https://, "
-            "or pass allow_insecure_http=True if the network is trusted"
+            f"base_url {base_url!r} would send the API key (or token) unencrypted to {parts.hostname}; use "
+            "https://, or pass allow_insecure_http=True if the network is trusted"
         )
 
 
@@ -345,19 +376,19 @@ def _unknown_keyword(names: list[str]) -> NoReturn:
     )
 
 
-def _check_key(api_key: str, source: str) -> None:
+def check_credential(value: str, what: str) -> None:
+    """Refuse a key or token (`what` says which, never the value) that is not visible ASCII."""
     # A header value must be visible ASCII; anything else is refused here, before it could reach a
     # socket or an error text (over HTTP/2, h2 put the whole header into its exception's message).
-    for position, ch in enumerate(api_key):
+    for position, ch in enumerate(value):
         if ch.isspace():
             raise ConfigurationError(
-                f"the API key from {source} contains white space (at position {position}); "
-                "check how it was set"
+                f"{what} contains white space (at position {position}); check how it was set"
             )
         if not "!" <= ch <= "~":
             raise ConfigurationError(
-                f"the API key from {source} contains a control or non-ASCII character (at position "
-                f"{position}); check how it was set"
+                f"{what} contains a control or non-ASCII character (at position {position}); check how "
+                "it was set"
             )
 
 
@@ -375,7 +406,7 @@ def _env(env: Mapping[str, str], name: str) -> str | None:
     return env.get(name.lower()) or env.get(name.upper()) or None
 
 
-def _resolve_proxy(proxy: str | bool | None, env: Mapping[str, str], base_url: str) -> Secret | None:
+def _resolve_proxy(proxy: str | bool | None, env: Mapping[str, str], base_url: str) -> Secret[str] | None:
     """The proxy for base_url: the argument, else the environment's for its scheme unless NO_PROXY
     names its host. A client only ever talks to base_url's host, so this is decided once, here."""
     if proxy is False:

@@ -10,6 +10,8 @@ TransportTooLarge, so the client above maps errors once, and both get the same g
   sent a byte a second never timed out);
 - the body is read in chunks and the decoded (decompressed) bytes counted, so a response past
   `max_response_bytes` stops being read there, whatever its Content-Length or compression ratio;
+- the headers `Settings.headers()` gives, plus each request's own (a bearer token from token_provider=,
+  which rotates), go to base_url only, never into the proxy's headers;
 - the proxy and the trust settings are those `Settings` resolved (`proxy`, `verify`), never the
   libraries' own reading of the environment, which differed between the two;
 - no exception they raise keeps the library's exception (which holds the request and its headers) as
@@ -94,7 +96,9 @@ class Reply:
 
 
 class Transport(Protocol):
-    async def get(self, path: str, params: Sequence[tuple[str, str]]) -> Reply: ...
+    async def get(
+        self, path: str, params: Sequence[tuple[str, str]], headers: Mapping[str, str] | None = None
+    ) -> Reply: ...
 
     async def aclose(self) -> None: ...
 
@@ -213,11 +217,13 @@ class _Aiohttp:
             raise_for_status=False,
         )
 
-    async def _get(self, path: str, params: Sequence[tuple[str, str]]) -> Reply:
+    async def _get(
+        self, path: str, params: Sequence[tuple[str, str]], headers: Mapping[str, str] | None
+    ) -> Reply:
         async with self._session.get(
             self._base + path,
             params=[*self._params, *params],
-            headers=self._headers,
+            headers={**self._headers, **headers} if headers else self._headers,
             allow_redirects=False,
             proxy=self._proxy,
             proxy_headers=self._proxy_headers,
@@ -227,12 +233,14 @@ class _Aiohttp:
             body = await _read_capped(response.content.iter_any(), self._limit, response.status)
             return Reply(response.status, response.reason or "", response.headers, body)
 
-    async def get(self, path: str, params: Sequence[tuple[str, str]]) -> Reply:
+    async def get(
+        self, path: str, params: Sequence[tuple[str, str]], headers: Mapping[str, str] | None = None
+    ) -> Reply:
         # The failure is raised after the except block, so it does not keep aiohttp's exception (and
         # its request info, headers included) as __context__.
         failure: Exception
         try:
-            return await asyncio.wait_for(self._get(path, params), self._timeout)
+            return await asyncio.wait_for(self._get(path, params, headers), self._timeout)
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             failure = TransportTimeout(str(exc))
         except aiohttp.ClientError as exc:
@@ -265,20 +273,24 @@ class _Httpx:
             trust_env=False,
         )
 
-    async def _get(self, path: str, params: Sequence[tuple[str, str]]) -> Reply:
+    async def _get(
+        self, path: str, params: Sequence[tuple[str, str]], headers: Mapping[str, str] | None
+    ) -> Reply:
         token = _IN_REQUEST.set(True)
         try:
-            async with self._client.stream("GET", path, params=list(params)) as response:
+            async with self._client.stream("GET", path, params=list(params), headers=headers) as response:
                 # httpx bounds each read with its timeout; wait_for in get() bounds the whole request.
                 body = await _read_capped(response.aiter_bytes(), self._limit, response.status_code)
                 return Reply(response.status_code, response.reason_phrase, response.headers, body)
         finally:
             _IN_REQUEST.reset(token)
 
-    async def get(self, path: str, params: Sequence[tuple[str, str]]) -> Reply:
+    async def get(
+        self, path: str, params: Sequence[tuple[str, str]], headers: Mapping[str, str] | None = None
+    ) -> Reply:
         failure: Exception
         try:
-            return await asyncio.wait_for(self._get(path, params), self._timeout)
+            return await asyncio.wait_for(self._get(path, params, headers), self._timeout)
         except (TimeoutError, httpx.TimeoutException) as exc:
             failure = TransportTimeout(str(exc))
         except httpx.TransportError as exc:

@@ -1,6 +1,7 @@
 """The ASGI application: OpenAI's Assistants GET endpoints over a :class:`Dataset`, plus controls.
 
-Routes (each also under ``/openai``, Azure's prefix), with their ``/_emulator/stats`` bucket::
+Routes (each also under Azure's prefixes ``/openai`` and ``/openai/v1``), with their ``/_emulator/stats``
+bucket::
 
     GET /v1/threads/{thread_id}/runs/{run_id}/steps              list          (cursor pages)
     GET /v1/threads/{thread_id}/runs/{run_id}/steps/{step_id}    retrieve
@@ -25,7 +26,8 @@ then passes these checks in order, like the real API; the first failing one answ
 
 1. an injected error fault: 500/502/503/408/409 (scripted first, else the seeded draw);
 2. authentication, 401: ``Authorization: Bearer <key>``, or Azure's ``api-key`` header;
-3. Azure's ``api-version`` query parameter when ``api-key`` was used, 400;
+3. Azure's ``api-version`` query parameter when ``api-key`` was used, 400 (not under ``/openai/v1``,
+   Azure's v1 API, which takes no version);
 4. the rate limit, 429 (an injected 429 fault answers here too);
 5. the route: 404 for an unknown path, 405 for a method other than GET;
 6. the ``OpenAI-Beta: assistants=v2`` header, 400 ``invalid_beta``;
@@ -87,7 +89,7 @@ from .successors import routes as successor_routes
 
 __all__ = ["API_PREFIXES", "DEFAULT_LIMIT", "MAX_LIMIT", "EmulatorApp", "classify_path", "create_app"]
 
-API_PREFIXES = ("/v1", "/openai")
+API_PREFIXES = ("/v1", "/openai", "/openai/v1")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 _DEFAULT_ORDER: Order = "desc"
@@ -98,7 +100,7 @@ _ASSISTANTS_PATH = "/assistants"
 _ID = "[^/]+"
 #: Stats bucket of each API path; the run-steps ones first, as they are the hot path.
 _BUCKETS = tuple(
-    (re.compile(rf"^/(?:v1|openai)/{pattern}$"), bucket)
+    (re.compile(rf"^/(?:v1|openai|openai/v1)/{pattern}$"), bucket)
     for pattern, bucket in (
         (f"threads/{_ID}/runs/{_ID}/steps", "list"),
         (f"threads/{_ID}/runs/{_ID}/steps/{_ID}", "retrieve"),
@@ -242,7 +244,7 @@ class EmulatorApp:
                 await asyncio.sleep(self._latency_s)
             if fault is not None and fault.kind == "slow":
                 await asyncio.sleep(fault.delay_ms / 1000.0)
-            error, decision = self._gate(fault, scheme, key, query)
+            error, decision = self._gate(fault, scheme, key, query, path)
             if decision is not None:
                 common.update(decision.headers())
             if error is not None:
@@ -268,7 +270,7 @@ class EmulatorApp:
             )
 
     def _gate(
-        self, fault: Fault | None, scheme: str | None, key: str | None, query: QueryParams
+        self, fault: Fault | None, scheme: str | None, key: str | None, query: QueryParams, path: str
     ) -> tuple[ApiError | None, Decision | None]:
         """The checks before routing: fault, auth, Azure api-version, rate limit."""
         if fault is not None and fault.kind in ERROR_KINDS:
@@ -278,7 +280,7 @@ class EmulatorApp:
         expected = self.settings.api_key
         if expected is not None and not hmac.compare_digest(key.encode(), expected.encode()):
             return errors.invalid_api_key(key), None
-        if scheme == "api-key" and not query.get("api-version"):
+        if scheme == "api-key" and not query.get("api-version") and not path.startswith("/openai/v1/"):
             return errors.missing_api_version(), None
         if fault is not None and fault.kind == "429":
             forced = self.bucket.exhausted(fault.retry_after_ms)
