@@ -41,9 +41,10 @@ class Client:
     at `close()`), and start again when needed: a client whose connection was closed, but which is
     still referenced, holds no thread or socket for long.
 
-    Keyword arguments are those of `Settings.resolve`: api_key, base_url, organization, project,
-    api_version, timeout, max_retries, max_concurrency, requests_per_second, http2, both_ends, on_error,
-    progress, allow_insecure_http, max_wait, max_response_bytes, max_pages, proxy, verify."""
+    Keyword arguments are those of `Settings.resolve`: api_key (or token_provider), base_url,
+    organization, project, api_version, timeout, max_retries, max_concurrency, requests_per_second, http2,
+    both_ends, on_error, progress, allow_insecure_http, max_wait, max_response_bytes, max_pages, proxy,
+    verify."""
 
     def __init__(self, *, settings: Settings | None = None, **kwargs: Any) -> None:
         self.settings = settings if settings is not None else Settings.resolve(**kwargs)

@@ -227,3 +227,35 @@ def test_tokens_and_failures_from_responses(emu: Emulator, my_runs: Any, tmp_pat
     }
     assert got == want
     assert sum(v[1] for v in want.values()) > 0  # some failed, so the FILTER is exercised
+
+
+def test_the_entra_id_block_runs_as_written(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """azure-identity is not a dependency: a stand-in with its two names runs the README's lines against
+    the emulator's Azure v1 path, and the token reaches the server as a bearer token."""
+    import sys
+    import types
+
+    import duckdb
+
+    asked: list[tuple[Any, str]] = []
+
+    def get_bearer_token_provider(credential: Any, scope: str) -> Any:
+        asked.append((credential, scope))
+        return lambda: "entra-token-0123456789"
+
+    identity = types.ModuleType("azure.identity")
+    identity.DefaultAzureCredential = lambda: "credential"  # type: ignore[attr-defined]
+    identity.get_bearer_token_provider = get_bearer_token_provider  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "azure", types.ModuleType("azure"))
+    monkeypatch.setitem(sys.modules, "azure.identity", identity)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    code = block("python", "get_bearer_token_provider(")
+    code = code.replace("https://NAME.openai.azure.com/openai/v1/", emu.root_url + "/openai/v1/")
+    con = duckdb.connect()
+    namespace: dict[str, Any] = {"duckdb_openai": duckdb_openai, "con": con}
+    exec(compile(code, str(README), "exec"), namespace)
+    run = emu.dataset.find_run(step_count=1)
+    emu.reset()
+    assert con.execute("SELECT count(*) FROM run_steps(?, ?)", [run.thread_id, run.run_id]).fetchone() == (1,)
+    assert asked == [("credential", "https://cognitiveservices.azure.com/.default")]
+    assert emu.requests()[0]["auth"] is not None
