@@ -70,7 +70,7 @@ ORDER BY cost_usd DESC, customer
 
 
 def load_prices(con: duckdb.DuckDBPyConnection, csv: str | Path | None = None) -> None:
-    """The price table `prices`: PRICES, or the CSV given (model, prompt_usd_per_1m, completion_usd_per_1m)."""
+    """Create `prices` from PRICES, or from a CSV of model, prompt_usd_per_1m, completion_usd_per_1m."""
     if csv is not None:
         con.execute(
             "CREATE OR REPLACE TABLE prices AS SELECT model::VARCHAR AS model, "
