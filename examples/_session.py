@@ -49,6 +49,13 @@ STEP_KIND = """CASE WHEN type = 'message_creation' THEN 'message_creation'
         list_transform(step_details.tool_calls, lambda c: c.type))), '+') END"""
 
 
+#: Whether a run-step function call `c` returned an error: its submitted output is a JSON object with an
+#: `error` key. The CASE keeps DuckDB's JSON functions away from an output that is not JSON (they fail).
+OUTPUT_ERROR = (
+    "CASE WHEN json_valid(c.function.output) THEN c.function.output::JSON ->> '$.error' END IS NOT NULL"
+)
+
+
 def parser(doc: str | None) -> argparse.ArgumentParser:
     """The examples' common arguments, described by the first line of the example's docstring."""
     result = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])

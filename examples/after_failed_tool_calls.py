@@ -17,15 +17,10 @@ conversation stopped there. The question is the last user message at or before t
 from __future__ import annotations
 
 import duckdb
-from _session import parser, session
+from _session import OUTPUT_ERROR, parser, session
 
 #: The text of a message: its text parts and refusals, in order (an image part has none).
 MESSAGE_TEXT = "array_to_string([coalesce(c.text.value, c.refusal) FOR c IN content], ' ')"
-
-# The CASE keeps DuckDB's JSON functions away from an output that is not JSON (they would fail).
-_OUTPUT_ERROR = (
-    "CASE WHEN json_valid(c.function.output) THEN c.function.output::JSON ->> '$.error' END IS NOT NULL"
-)
 
 #: Every step with a failed tool call: which calls, why, and when.
 FAILED = f"""
@@ -34,7 +29,7 @@ WITH tool_steps AS (
     SELECT customer, thread_id, run_id, id AS step_id, created_at,
            coalesce(failed_at, completed_at) AS ended_at,
            CASE WHEN status = 'failed' THEN step_details.tool_calls
-                ELSE list_filter(step_details.tool_calls, lambda c: {_OUTPUT_ERROR}) END AS calls,
+                ELSE list_filter(step_details.tool_calls, lambda c: {OUTPUT_ERROR}) END AS calls,
            coalesce(last_error.code, 'error in function output') AS error,
            min(created_at) OVER (PARTITION BY run_id) AS run_began_at
     FROM steps
