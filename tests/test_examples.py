@@ -6,6 +6,7 @@ with the same figures computed in Python from the emulator's data; each script a
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -405,8 +407,6 @@ FROM (VALUES (1, '{"error": "timeout"}'), (2, 'not json'), (3, NULL), (4, '{"ok"
 
 def test_a_function_output_holding_an_error_is_a_failed_tool_call() -> None:
     """The rule the emulator's data never exercises (its outputs hold no errors), on made-up steps."""
-    import duckdb
-
     scratch = duckdb.connect()
     scratch.execute(SYNTHETIC_STEPS)
     scratch.execute(example("after_failed_tool_calls").FAILED)
@@ -683,7 +683,18 @@ def test_the_notebook_runs_top_to_bottom(tmp_path: Path) -> None:
     with Emulator(seed=7, dataset=DatasetConfig(threads=25)) as same:
         runs = same.dataset.runs
         expected = (sum(r.step_count for r in runs), sum(1 for r in runs if r.step_count))
+        # Cost per customer and model: groups, tokens and dollars, from the runs' and steps' JSON.
+        cost = cost_truth([(r.customer, r) for r in runs], Family(same.dataset), same)
     assert outputs["steps-count"][0]["data"]["text/plain"] == repr(expected)
+    groups, tokens, dollars = ast.literal_eval(outputs["cost-totals"][0]["data"]["text/plain"])
+    assert (groups, tokens) == (len(cost), sum((p or 0) + (c or 0) for _, _, p, c, _ in cost.values()))
+    assert dollars == pytest.approx(sum(v[4] or 0 for v in cost.values()), abs=0.01)
+
+    population = Successors(7).population
+    bodies = [json.loads(body) for body in population.responses.values()]
+    assert outputs["responses-totals"][0]["data"]["text/plain"] == repr(
+        (len(bodies), sum(b["usage"]["total_tokens"] for b in bodies))
+    )
     kinds = [output.get("output_type") for cell in notebook.cells for output in cell.get("outputs", [])]
     assert "error" not in kinds
     images = [o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
