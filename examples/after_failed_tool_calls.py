@@ -30,9 +30,9 @@ WITH tool_steps AS (
            coalesce(failed_at, completed_at) AS ended_at,
            CASE WHEN status = 'failed' THEN step_details.tool_calls
                 ELSE list_filter(step_details.tool_calls, lambda c: {OUTPUT_ERROR}) END AS calls,
-           coalesce(last_error.code, 'error in function output') AS error,
-           min(created_at) OVER (PARTITION BY run_id) AS run_began_at
-    FROM steps
+           coalesce(last_error.code, 'error in function output') AS error, run_began_at
+    -- The window sees all of the run's steps: it is computed before the WHERE below filters them.
+    FROM (SELECT *, min(created_at) OVER (PARTITION BY run_id) AS run_began_at FROM steps)
     WHERE type = 'tool_calls' AND status IN ('failed', 'completed')
 )
 SELECT * EXCLUDE (calls),
