@@ -13,13 +13,27 @@ import argparse
 import contextlib
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 import duckdb_openai
 
-__all__ = ["STEPS", "STEP_KIND", "load_steps", "parser", "session"]
+__all__ = [
+    "EMULATOR_SEED",
+    "STEPS",
+    "STEP_KIND",
+    "Logs",
+    "connect",
+    "load_runs",
+    "load_steps",
+    "parser",
+    "session",
+]
+
+#: The seed of the emulator `--emulator` starts: every example sees the same data.
+EMULATOR_SEED = 7
 
 #: Every step of every run in `my_runs`, with the run's customer in front (the one column of the run log
 #: the examples use besides the ids).
@@ -35,6 +49,13 @@ STEP_KIND = """CASE WHEN type = 'message_creation' THEN 'message_creation'
         list_transform(step_details.tool_calls, lambda c: c.type))), '+') END"""
 
 
+#: Whether a run-step function call `c` returned an error: its submitted output is a JSON object with an
+#: `error` key. The CASE keeps DuckDB's JSON functions away from an output that is not JSON (they fail).
+OUTPUT_ERROR = (
+    "CASE WHEN json_valid(c.function.output) THEN c.function.output::JSON ->> '$.error' END IS NOT NULL"
+)
+
+
 def parser(doc: str | None) -> argparse.ArgumentParser:
     """The examples' common arguments, described by the first line of the example's docstring."""
     result = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
@@ -48,25 +69,60 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
 
 def load_steps(con: duckdb.DuckDBPyConnection, manifest: str | Path) -> None:
     """Load the run log as `my_runs` and fetch every step of those runs into `steps`."""
-    con.execute("CREATE OR REPLACE TABLE my_runs AS SELECT * FROM read_csv(?)", [str(manifest)])
+    load_runs(con, manifest)
     con.execute(STEPS)
 
 
+@dataclass(frozen=True)
+class Logs:
+    """The bundled emulator's stand-ins for an application's own logs."""
+
+    #: One row per Assistants run: thread_id, run_id, customer, app_version, started_at.
+    runs: Path
+    #: One row per Responses-API model call: response_id, conversation_id, customer, app_version, started_at.
+    calls: Path
+
+
 @contextlib.contextmanager
-def session(args: argparse.Namespace) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection with `my_runs` and `steps` loaded, from the API or the bundled emulator."""
+def connect(emulator: bool) -> Iterator[tuple[duckdb.DuckDBPyConnection, Logs | None]]:
+    """A connection with the package registered, and the emulator's logs when it runs on the emulator.
+
+    With ``emulator=False`` the key and base URL come from the environment and the logs are the user's
+    (None here: each example takes their paths from its command line).
+    """
     with contextlib.ExitStack() as stack:
         con = duckdb.connect()
         stack.callback(con.close)
-        if args.emulator:
+        logs: Logs | None = None
+        if emulator:
             from duckdb_openai.emulator import Emulator
+            from duckdb_openai.emulator.successors import Successors
 
-            emu = stack.enter_context(Emulator(seed=7))
-            scratch = stack.enter_context(tempfile.TemporaryDirectory())
-            manifest: str | Path = emu.dataset.write_manifest(Path(scratch) / "runs.csv")
+            emu = stack.enter_context(Emulator(seed=EMULATOR_SEED))
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            # The emulator serves the Responses-era population of its own seed beside the runs.
+            logs = Logs(
+                runs=emu.dataset.write_manifest(scratch / "runs.csv"),
+                calls=Successors(EMULATOR_SEED).write_manifest(scratch / "calls.csv"),
+            )
             duckdb_openai.register(con, api_key="sk-example", base_url=emu.base_url, progress=False)
         else:
-            manifest = args.manifest
             duckdb_openai.register(con)  # OPENAI_API_KEY, OPENAI_BASE_URL, ... from the environment
-        load_steps(con, manifest)
+        yield con, logs
+
+
+def load_runs(con: duckdb.DuckDBPyConnection, manifest: str | Path) -> None:
+    """Load the run log as `my_runs`."""
+    con.execute("CREATE OR REPLACE TABLE my_runs AS SELECT * FROM read_csv(?)", [str(manifest)])
+
+
+@contextlib.contextmanager
+def session(args: argparse.Namespace, *, steps: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection with `my_runs` loaded and, unless ``steps=False``, every step of those runs in `steps`."""
+    with connect(args.emulator) as (con, logs):
+        manifest = logs.runs if logs is not None else args.manifest
+        if steps:
+            load_steps(con, manifest)
+        else:
+            load_runs(con, manifest)
         yield con

@@ -6,6 +6,7 @@ with the same figures computed in Python from the emulator's data; each script a
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -24,6 +26,8 @@ import pytest
 
 import duckdb_openai
 from duckdb_openai.emulator import DatasetConfig, Emulator
+from duckdb_openai.emulator.family import Family
+from duckdb_openai.emulator.successors import Successors
 from tests.helpers import KEY, connect
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -50,6 +54,18 @@ def truth(emu: Emulator) -> list[dict[str, Any]]:
         for run in emu.dataset.runs
         for step in emu.dataset.steps(run.thread_id, run.run_id)
     ]
+
+
+@pytest.fixture(scope="module")
+def family(emu: Emulator) -> Family:
+    """The runs and messages the emulator serves (derived from its dataset, so equal to what it sends)."""
+    return Family(emu.dataset)
+
+
+@pytest.fixture(scope="module")
+def successors(emu: Emulator) -> Successors:
+    """The Responses-era population the emulator serves beside the runs (its seed's)."""
+    return Successors(11)
 
 
 def example(name: str) -> ModuleType:
@@ -210,12 +226,302 @@ def test_quickstart(con: Any, truth: list[dict[str, Any]]) -> None:
     assert {r[0]: r[1] for r in module.why_failed(con).fetchall()} == failed
 
 
+def cost_truth(
+    runs: list[tuple[str, Any]], family: Family, emu: Emulator
+) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """(customer, model) -> runs with steps, steps, prompt and completion tokens, cost: from the JSON."""
+    prices = example("cost_per_model").PRICES
+    groups: defaultdict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+    for customer, run in runs:
+        model = family.run(run.thread_id, run.run_id)["model"]
+        for step in emu.dataset.steps(run.thread_id, run.run_id):
+            groups[(customer, model)].append((run.run_id, step))
+    want = {}
+    for (customer, model), steps in groups.items():
+        used = [s["usage"] for _, s in steps if s["usage"]]
+        prompt_price, completion_price = prices[model]
+        cost = sum(
+            u["prompt_tokens"] * prompt_price + u["completion_tokens"] * completion_price for u in used
+        )
+        want[(customer, model)] = (
+            len({run_id for run_id, _ in steps}),
+            len(steps),
+            total([u["prompt_tokens"] for u in used]),
+            total([u["completion_tokens"] for u in used]),
+            round(cost / 1e6, 4) if used else None,
+        )
+    return want
+
+
+def test_cost_per_model(con: Any, emu: Emulator, family: Family) -> None:
+    module = example("cost_per_model")
+    module.load_prices(con)
+    want = cost_truth([(run.customer, run) for run in emu.dataset.runs], family, emu)
+    rows = module.query(con).fetchall()
+    got = {(r[0], r[1]): tuple(r[2:]) for r in rows}
+    assert got.keys() == want.keys() and len(rows) == len(want)
+    for key, (runs, steps, prompt, completion, cost) in want.items():
+        assert got[key][:4] == (runs, steps, prompt, completion)
+        assert got[key][4] == pytest.approx(cost, abs=1e-4)
+    # The model is the run's, not the assistant's: some runs override it, so joining run() matters.
+    models = {(r.run_id, family.run(r.thread_id, r.run_id)["model"]) for r in emu.dataset.runs}
+    assistant_models = {r.run_id: family.assistant(r.assistant_id)["model"] for r in emu.dataset.runs}
+    assert any(model != assistant_models[run_id] for run_id, model in models)
+    assert len({model for _, model in want}) == len(module.PRICES)  # every model priced, every price used
+
+    module.load_cost(con)
+    per_customer: defaultdict[str, list[Any]] = defaultdict(lambda: [0, 0, 0.0])
+    for (customer, _), (runs, _, prompt, completion, cost) in want.items():
+        per_customer[customer][0] += runs
+        per_customer[customer][1] += (prompt or 0) + (completion or 0)
+        per_customer[customer][2] += cost or 0
+    got_totals = {r[0]: r[1:4] for r in module.per_customer(con).fetchall()}
+    assert got_totals.keys() == per_customer.keys()
+    for customer, (runs, tokens, cost) in per_customer.items():
+        assert got_totals[customer][:2] == (runs, tokens)
+        assert got_totals[customer][2] == pytest.approx(cost, abs=0.01)
+    assert module.unpriced(con) == []
+
+
+def test_cost_per_model_from_a_thread_log(emu: Emulator, family: Family, tmp_path: Path) -> None:
+    """A log of threads only: runs(thread_id) lists each thread's runs, the thread's customer pays."""
+    module = example("cost_per_model")
+    log = family.write_threads_manifest(tmp_path / "threads.csv")
+    customers = {row["thread_id"]: row["customer"] for row in pd.read_csv(log).to_dict("records")}
+    connection, registration = connect(emu.base_url)
+    try:
+        example("_session").load_runs(connection, log)
+        module.load_prices(connection)
+        assert module.use_thread_log(connection)
+        want = cost_truth([(customers[r.thread_id], r) for r in emu.dataset.runs], family, emu)
+        got = {(r[0], r[1]): tuple(r[2:]) for r in module.query(connection).fetchall()}
+        assert got.keys() == want.keys()
+        for key, (*counts, cost) in want.items():
+            assert got[key][:4] == tuple(counts) and got[key][4] == pytest.approx(cost, abs=1e-4)
+    finally:
+        registration.close()
+        connection.close()
+
+
+def test_cost_per_model_names_models_without_a_price(emu: Emulator, manifest: Path, tmp_path: Path) -> None:
+    prices = tmp_path / "prices.csv"
+    prices.write_text("model,prompt_usd_per_1m,completion_usd_per_1m\ngpt-4o,1,2\ngpt-4o-mini,0.1,0.2\n")
+    env = {**os.environ, "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": emu.base_url}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "cost_per_model.py"), str(manifest), "--prices", str(prices)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    (note,) = [line for line in done.stdout.splitlines() if line.startswith("no price for ")]
+    assert note == "no price for gpt-4-turbo, gpt-4.1, o3-mini: add it to PRICES or to --prices"
+
+
+def message_text(message: dict[str, Any]) -> str | None:
+    parts = [p["text"]["value"] if p["type"] == "text" else p.get("refusal") for p in message["content"]]
+    present = [p for p in parts if p is not None]
+    return " ".join(present) if present else None
+
+
+def output_error(call: dict[str, Any]) -> bool:
+    try:
+        output = json.loads(call["function"]["output"] or "null")
+    except ValueError:
+        return False
+    return isinstance(output, dict) and output.get("error") is not None
+
+
+def test_after_failed_tool_calls(con: Any, truth: list[dict[str, Any]], family: Family) -> None:
+    module = example("after_failed_tool_calls")
+    began: dict[str, int] = {}
+    for step in truth:
+        began[step["run_id"]] = min(began.get(step["run_id"], step["created_at"]), step["created_at"])
+    want = []
+    for step in truth:
+        if step["type"] != "tool_calls" or step["status"] not in ("failed", "completed"):
+            continue
+        calls = step["step_details"]["tool_calls"]
+        failed = (
+            calls
+            if step["status"] == "failed"
+            else [c for c in calls if c["type"] == "function" and output_error(c)]
+        )
+        if not failed:
+            continue
+        ended = step["failed_at"] or step["completed_at"]
+        messages = sorted(family.messages(step["thread_id"]), key=lambda m: (m["created_at"], m["id"]))
+        asked = [m for m in messages if m["role"] == "user" and m["created_at"] <= began[step["run_id"]]]
+        reply = next((m for m in messages if m["role"] == "assistant" and m["created_at"] >= ended), None)
+        want.append(
+            (
+                step["customer"],
+                step["thread_id"],
+                step["run_id"],
+                step["id"],
+                ", ".join((c.get("function") or {}).get("name") or c["type"] for c in failed),
+                (step["last_error"] or {}).get("code") or "error in function output",
+                ended,
+                message_text(asked[-1]) if asked else None,
+                None if reply is None else reply["run_id"] == step["run_id"],
+                None if reply is None else reply["created_at"] - ended,
+                None if reply is None else message_text(reply),
+            )
+        )
+    module.load(con)
+    rows = [(*r[:6], int(r[6].timestamp()), *r[7:]) for r in module.query(con).fetchall()]
+    assert sorted(rows, key=lambda r: r[3]) == sorted(want, key=lambda r: r[3])
+    assert [r[6] for r in rows] == sorted(r[6] for r in rows)  # in the order things failed
+    # The emulator's failures: steps that failed (its function outputs hold no errors), most answered
+    # in a later run of the thread, some never.
+    assert len(want) >= 5 and all(r[5] != "error in function output" for r in want)
+    assert any(r[10] is not None for r in want) and any(r[10] is None for r in want)
+    assert all(r[7] is not None for r in want)
+
+    by_customer: defaultdict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    for r in want:
+        by_customer[r[0]].append(r)
+    summary = {r[0]: r[1:4] for r in module.summary(con).fetchall()}
+    assert summary == {
+        c: (len(rs), sum(r[10] is not None for r in rs), sum(bool(r[8]) for r in rs))
+        for c, rs in by_customer.items()
+    }
+
+
+#: Steps whose function outputs are an error, not JSON, missing, fine, and a JSON list.
+SYNTHETIC_STEPS = """
+CREATE OR REPLACE TABLE steps AS
+SELECT 'Acme Corp' AS customer, 'thread_1' AS thread_id, 'run_1' AS run_id, 'step_' || i AS id,
+       'tool_calls' AS type, 'completed' AS status, NULL::STRUCT(code VARCHAR, message VARCHAR) AS last_error,
+       TIMESTAMPTZ '2024-09-01 00:00:00+00' + to_seconds(i) AS created_at, NULL::TIMESTAMPTZ AS failed_at,
+       TIMESTAMPTZ '2024-09-01 00:00:01+00' + to_seconds(i) AS completed_at,
+       {'prompt_tokens': 1, 'completion_tokens': 1, 'total_tokens': 2} AS usage,
+       {'type': 'tool_calls', 'tool_calls': [{'id': 'call_' || i, 'type': 'function',
+        'function': {'name': 'get_weather', 'arguments': '{}', 'output': o}}]} AS step_details
+FROM (VALUES (1, '{"error": "timeout"}'), (2, 'not json'), (3, NULL), (4, '{"ok": true}'),
+             (5, '["error"]')) t(i, o)
+"""
+
+
+def test_a_function_output_holding_an_error_is_a_failed_tool_call() -> None:
+    """The rule the emulator's data never exercises (its outputs hold no errors), on made-up steps."""
+    scratch = duckdb.connect()
+    scratch.execute(SYNTHETIC_STEPS)
+    scratch.execute(example("after_failed_tool_calls").FAILED)
+    assert scratch.sql("SELECT step_id, tools, error FROM failed_tool_calls").fetchall() == [
+        ("step_1", "get_weather", "error in function output")
+    ]
+    scratch.execute(example("migration_check").ASSISTANTS)
+    assert scratch.sql("SELECT tool_calls, failed_tool_calls FROM assistants_sessions").fetchall() == [(5, 1)]
+    scratch.close()
+
+
+def per_customer_truth(sessions: dict[tuple[str, str], list[int | None]]) -> dict[str, tuple[Any, ...]]:
+    """(customer, session) -> [tokens, tool calls, failed] to the migration check's per-customer row."""
+    grouped: defaultdict[str, list[list[int | None]]] = defaultdict(list)
+    for (customer, _), values in sessions.items():
+        grouped[customer].append(values)
+    tokens = {c: total([v[0] for v in vs]) or 0 for c, vs in grouped.items()}
+    calls = {c: sum(v[1] or 0 for v in vs) for c, vs in grouped.items()}
+    failed = {c: sum(v[2] or 0 for v in vs) for c, vs in grouped.items()}
+    ranks = {c: 1 + sum(t > tokens[c] for t in tokens.values()) for c in tokens}
+    return {
+        c: (
+            len(vs),
+            tokens[c],
+            calls[c],
+            failed[c],
+            100 * tokens[c] / sum(tokens.values()),
+            100 * calls[c] / sum(calls.values()),
+            100 * failed[c] / calls[c] if calls[c] else None,
+            ranks[c],
+        )
+        for c, vs in grouped.items()
+    }
+
+
+def assert_rows_match(rows: list[tuple[Any, ...]], want: dict[str, tuple[Any, ...]]) -> None:
+    got = {r[0]: r[1:] for r in rows}
+    assert got.keys() == want.keys()
+    for customer, values in want.items():
+        counts, shares, rank = values[:4], values[4:7], values[7]
+        assert got[customer][:4] == counts and got[customer][7] == rank
+        assert got[customer][4:7] == pytest.approx(shares, abs=0.051)  # rounded to one decimal
+
+
+def test_migration_check(
+    emu: Emulator, manifest: Path, truth: list[dict[str, Any]], successors: Successors, tmp_path: Path
+) -> None:
+    module = example("migration_check")
+    calls_log = successors.write_manifest(tmp_path / "calls.csv")
+    # The mapping between the two logs: both name the same customers in their `customer` column.
+    run_customers = {run.customer for run in emu.dataset.runs}
+    call_customers = {info.customer for info in successors.infos}
+    assert run_customers == call_customers and len(run_customers) == 7
+
+    assistants: dict[tuple[str, str], list[int | None]] = {}
+    for step in truth:
+        row = assistants.setdefault((step["customer"], step["thread_id"]), [None, 0, 0])
+        if step["usage"]:
+            row[0] = (row[0] or 0) + step["usage"]["total_tokens"]
+        calls = step["step_details"].get("tool_calls") or []
+        row[1] = (row[1] or 0) + len(calls)
+        failed = (
+            calls
+            if step["status"] == "failed"
+            else [c for c in calls if c["type"] == "function" and output_error(c)]
+        )
+        row[2] = (row[2] or 0) + len(failed)
+
+    population = successors.population
+    responses: dict[tuple[str, str], list[int | None]] = {}
+    for info in successors.infos:
+        body = json.loads(population.responses[info.response_id])
+        row = responses.setdefault((info.customer, info.conversation_id), [0, 0, 0])
+        row[0] = (row[0] or 0) + body["usage"]["total_tokens"]
+    for customer, conversation_id in responses:
+        items = [json.loads(b) for b in population.conversation_items[conversation_id].bodies]
+        tool_calls = [i for i in items if i["type"].endswith("_call")]
+        errors = [
+            i for i in items if i["type"] == "function_call_output" and "error" in json.loads(i["output"])
+        ]
+        row = responses[(customer, conversation_id)]
+        row[1] = len(tool_calls)
+        row[2] = sum(i.get("status") == "failed" for i in tool_calls) + len(errors)
+
+    connection, registration = connect(emu.base_url)
+    try:
+        module.load(connection, manifest, calls_log)
+        want_a, want_r = per_customer_truth(assistants), per_customer_truth(responses)
+        assert_rows_match(module.per_customer(connection, "assistants").fetchall(), want_a)
+        assert_rows_match(module.per_customer(connection, "responses").fetchall(), want_r)
+        both = module.both(connection).fetchall()
+        assert_rows_match([r[1:] for r in both if r[0] == "assistants"], want_a)
+        assert_rows_match([r[1:] for r in both if r[0] == "responses"], want_r)
+        side = {r[0]: r[1:] for r in module.side_by_side(connection).fetchall()}
+        assert side.keys() == want_a.keys()
+        for customer, row in side.items():
+            a, r = want_a[customer], want_r[customer]
+            assert row[6:] == (a[7], r[7])
+            assert row[:6] == pytest.approx((a[4], r[4], a[5], r[5], a[6], r[6]), abs=0.051)
+    finally:
+        registration.close()
+        connection.close()
+    # Both sides have failed tool calls, so the failure columns are not vacuously zero.
+    assert sum(v[3] for v in want_a.values()) > 0 and sum(v[3] for v in want_r.values()) > 0
+
+
 SCRIPTS = [
     "quickstart.py",
     "tokens_by_tool.py",
     "failed_steps.py",
     "function_arguments.py",
     "latency_breakdown.py",
+    "cost_per_model.py",
+    "after_failed_tool_calls.py",
+    "migration_check.py",
 ]
 
 
@@ -243,6 +549,37 @@ def test_quickstart_runs_offline_with_emulator(tmp_path: Path) -> None:
     steps = sum(run.step_count for run in runs)
     assert done.stdout.startswith(f"{steps:,} run steps from {len(runs):,} runs\n")
     assert "code_interpreter+file_search" in done.stdout and "Why steps failed" in done.stdout
+
+
+def test_migration_check_runs_offline_with_emulator(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "migration_check.py"), "--emulator"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "Tokens and tool calls per customer: the same query over each API's sessions"
+    assert (
+        sum("│ assistants │" in line for line in lines)
+        == sum("│ responses  │" in line for line in lines)
+        == 7
+    )
+    assert "populations are independent: the numbers differ" in done.stdout
+
+
+def test_migration_check_wants_both_logs(manifest: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "migration_check.py"), str(manifest)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "give runs.csv and calls.csv, or --emulator" in done.stderr
 
 
 def test_latency_breakdown_without_matplotlib(emu: Emulator, manifest: Path, tmp_path: Path) -> None:
@@ -275,6 +612,8 @@ def test_latency_breakdown_without_matplotlib(emu: Emulator, manifest: Path, tmp
         ("failed_steps.py", "rate_limit_exceeded"),
         ("function_arguments.py", "get_order_status"),
         ("latency_breakdown.py", "chart: "),
+        ("cost_per_model.py", "Cost per customer"),
+        ("after_failed_tool_calls.py", "what the assistant said next"),
     ],
 )
 def test_scripts_run_against_a_base_url(
@@ -344,7 +683,18 @@ def test_the_notebook_runs_top_to_bottom(tmp_path: Path) -> None:
     with Emulator(seed=7, dataset=DatasetConfig(threads=25)) as same:
         runs = same.dataset.runs
         expected = (sum(r.step_count for r in runs), sum(1 for r in runs if r.step_count))
+        # Cost per customer and model: groups, tokens and dollars, from the runs' and steps' JSON.
+        cost = cost_truth([(r.customer, r) for r in runs], Family(same.dataset), same)
     assert outputs["steps-count"][0]["data"]["text/plain"] == repr(expected)
+    groups, tokens, dollars = ast.literal_eval(outputs["cost-totals"][0]["data"]["text/plain"])
+    assert (groups, tokens) == (len(cost), sum((p or 0) + (c or 0) for _, _, p, c, _ in cost.values()))
+    assert dollars == pytest.approx(sum(v[4] or 0 for v in cost.values()), abs=0.01)
+
+    population = Successors(7).population
+    bodies = [json.loads(body) for body in population.responses.values()]
+    assert outputs["responses-totals"][0]["data"]["text/plain"] == repr(
+        (len(bodies), sum(b["usage"]["total_tokens"] for b in bodies))
+    )
     kinds = [output.get("output_type") for cell in notebook.cells for output in cell.get("outputs", [])]
     assert "error" not in kinds
     images = [o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
