@@ -10,6 +10,12 @@ If the reader refuses a body (a type conflict inside a page, say), a slow path p
 and builds the same batch, so a surprise costs time, not data; a body neither path can read raises
 ResponseFormatError.
 
+A schema with JSON-text fields (`schema.json_field`: a run's `tool_choice`, a function's `parameters`)
+always takes the Python path: Arrow's reader cannot hand back a value's source text, so each such value
+is replaced by its compact JSON text (`json.dumps(v, separators=(",", ":"), ensure_ascii=False)`; a
+string keeps its quotes, null and absent are NULL) before the rows become Arrow. The choice is made once,
+when the decoder is built; schemas without JSON fields keep the fast path.
+
 >>> from duckdb_openai.run_steps import RUN_STEPS_SCHEMA
 >>> page = PageDecoder(RUN_STEPS_SCHEMA).decode_page(b'{"object":"list","data":[],"first_id":null,'
 ...     b'"last_id":null,"has_more":false}')
@@ -24,13 +30,14 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.json as pj
 
 from duckdb_openai.errors import ResponseFormatError
+from duckdb_openai.schema import is_json
 
 __all__ = ["Page", "PageDecoder", "conform"]
 
@@ -167,6 +174,43 @@ def _conform_fields(arr: pa.StructArray, t: pa.StructType) -> list[pa.Array]:
     return out  # type: ignore[return-value]
 
 
+#: Where the JSON-text fields of a type sit: `_JSON_TEXT` for one, a dict of the fields that hold some for
+#: a struct, a one-element tuple for the elements of a list.
+_JsonPlan: TypeAlias = "str | dict[str, _JsonPlan] | tuple[_JsonPlan]"
+_JSON_TEXT = "json"
+
+
+def _field_plan(f: pa.Field) -> _JsonPlan | None:
+    return _JSON_TEXT if is_json(f) else _json_plan(f.type)
+
+
+def _json_plan(t: pa.DataType) -> _JsonPlan | None:
+    """The JSON-text fields inside type `t`, or None if it holds none (only those paths are walked)."""
+    if pa.types.is_struct(t):
+        children = {f.name: plan for f in t if (plan := _field_plan(f)) is not None}
+        return children or None
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        element = _field_plan(t.value_field)
+        return None if element is None else (element,)
+    return None
+
+
+def _with_json_text(value: Any, plan: _JsonPlan) -> Any:
+    """`value` (parsed JSON) with every value at a JSON-text field replaced by its compact JSON text.
+    Dicts are updated in place; a value of another shape than the schema's is left for Arrow to refuse."""
+    if isinstance(plan, str):
+        return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if isinstance(plan, dict):
+        if isinstance(value, dict):
+            for name, child in plan.items():
+                if name in value:
+                    value[name] = _with_json_text(value[name], child)
+        return value
+    if isinstance(value, list):
+        return [_with_json_text(item, plan[0]) for item in value]
+    return value
+
+
 class PageDecoder:
     """Decodes list pages and single objects of one resource into batches of `schema`."""
 
@@ -184,6 +228,8 @@ class PageDecoder:
             ]
         )
         self._map_fields = [f.name for f in schema if pa.types.is_map(f.type)]
+        # Chosen once: a schema with JSON-text fields decodes every body on the Python path.
+        self._json_plan = _json_plan(self.row_type)
 
     def empty(self) -> pa.RecordBatch:
         return pa.RecordBatch.from_pylist([], schema=self.schema)
@@ -205,6 +251,8 @@ class PageDecoder:
 
     def decode_page(self, body: bytes) -> Page:
         """One list response (`{"object": "list", "data": [...], "has_more": ...}`) as a Page."""
+        if self._json_plan is not None:
+            return self._decode_page_slowly(body)
         try:
             return self._decode_together([body])[0]
         except _FAST_PATH_ERRORS:
@@ -217,6 +265,8 @@ class PageDecoder:
         than a small page's whole parse; pages that arrive together are decoded as one table, one page
         per line, then sliced apart. If that table cannot be read, each body is decoded on its own.
         """
+        if self._json_plan is not None:
+            return [self._page_or_error(body) for body in bodies]
         try:
             return list(self._decode_together(bodies))
         except _FAST_PATH_ERRORS:
@@ -260,16 +310,21 @@ class PageDecoder:
 
     def decode_object(self, body: bytes) -> pa.RecordBatch:
         """One object (the item endpoint's response) as a one-row batch."""
+        if self._json_plan is not None:
+            return self._decode_object_slowly(body)
         try:
             table = self._read([body], self._object_parse)
             if table.num_rows != 1:
                 raise ValueError("not one JSON object")
             return self._rows(table.to_struct_array().combine_chunks())
         except _FAST_PATH_ERRORS:
-            document = _loads(body)
-            if not isinstance(document, dict):
-                raise ResponseFormatError(f"expected a JSON object, got {_preview(body)}") from None
-            return self._from_python([document])
+            return self._decode_object_slowly(body)
+
+    def _decode_object_slowly(self, body: bytes) -> pa.RecordBatch:
+        document = _loads(body)
+        if not isinstance(document, dict):
+            raise ResponseFormatError(f"expected a JSON object, got {_preview(body)}") from None
+        return self._from_python([document])
 
     def _decode_page_slowly(self, body: bytes) -> Page:
         document = _loads(body)
@@ -290,6 +345,8 @@ class PageDecoder:
                     row[name] = [
                         (k, v if v is None or isinstance(v, str) else str(v)) for k, v in row[name].items()
                     ]
+            if self._json_plan is not None:
+                _with_json_text(row, self._json_plan)
         parse_type = pa.struct(
             [
                 pa.field(f.name, f.type if pa.types.is_map(f.type) else _parse_type(f.type))

@@ -24,6 +24,7 @@ from duckdb_openai.emulator import Dataset, DatasetConfig, Emulator, RunInfo
 from duckdb_openai.emulator.data import EDGE_STEP_COUNTS, INCLUDE_FILE_SEARCH_CONTENT, RUN_STEP_KEYS
 from duckdb_openai.emulator.paging import select_page
 from duckdb_openai.emulator.ratelimit import format_duration
+from duckdb_openai.emulator.stats import ENDPOINTS
 
 AUTH = {"Authorization": "Bearer sk-test-0123456789abcdef"}
 BETA = {"OpenAI-Beta": "assistants=v2"}
@@ -81,6 +82,7 @@ def test_public_surface() -> None:
         "Emulator",
         "EmulatorError",
         "EmulatorSettings",
+        "Family",
         "RunInfo",
     ]
 
@@ -680,7 +682,7 @@ def test_reset_clears_counters_log_and_scripted_faults(api: httpx.Client, emulat
     emulator.reset()
     assert emulator.stats() == {
         "requests": 0,
-        "by_endpoint": {"list": {}, "retrieve": {}, "other": {}},
+        "by_endpoint": {name: {} for name in ENDPOINTS},
         "faults": {},
         "max_in_flight": 0,
         "in_flight": 0,
@@ -805,7 +807,12 @@ def test_stats_count_by_endpoint_and_status(api: httpx.Client, emulator: Emulato
     emulator.stats()  # control requests are not counted
     stats = emulator.stats()
     assert stats["requests"] == 4
-    assert stats["by_endpoint"] == {"list": {"200": 1, "400": 1}, "retrieve": {"200": 1}, "other": {"404": 1}}
+    assert stats["by_endpoint"] == {
+        **{name: {} for name in ENDPOINTS},
+        "list": {"200": 1, "400": 1},
+        "retrieve": {"200": 1},
+        "other": {"404": 1},
+    }
 
 
 # -- lifecycle ------------------------------------------------------------------------

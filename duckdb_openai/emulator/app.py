@@ -1,11 +1,23 @@
-"""The ASGI application: OpenAI's run-steps endpoints over a :class:`Dataset`, plus controls.
+"""The ASGI application: OpenAI's Assistants GET endpoints over a :class:`Dataset`, plus controls.
 
-Routes (each also under ``/openai``, Azure's prefix)::
+Routes (each also under ``/openai``, Azure's prefix), with their ``/_emulator/stats`` bucket::
 
-    GET /v1/threads/{thread_id}/runs/{run_id}/steps              list (cursor pages)
+    GET /v1/threads/{thread_id}/runs/{run_id}/steps              list          (cursor pages)
     GET /v1/threads/{thread_id}/runs/{run_id}/steps/{step_id}    retrieve
+    GET /v1/threads/{thread_id}/runs                             runs.list
+    GET /v1/threads/{thread_id}/runs/{run_id}                    runs.retrieve
+    GET /v1/threads/{thread_id}/messages[?run_id=...]            messages.list
+    GET /v1/threads/{thread_id}/messages/{message_id}            messages.retrieve
+    GET /v1/threads/{thread_id}                                  threads.retrieve
+    GET /v1/assistants                                           assistants.list
+    GET /v1/assistants/{assistant_id}                            assistants.retrieve
     GET  /_emulator/stats | /_emulator/requests?limit=N | /_emulator/faults | /_emulator/health
     POST /_emulator/faults | /_emulator/reset
+
+The run-steps buckets keep their names ``list`` and ``retrieve``; any other path is ``other``. Runs,
+messages, assistants and threads come from :class:`~.family.Family`, derived from the same runs and
+steps. Every list pages the same way (``limit`` 1 to 100, default 20; ``order`` default ``desc``;
+``after``/``before``; ``first_id``, ``last_id``, ``has_more``).
 
 Every API request first waits ``latency_ms`` (and ``slow_ms`` if a slow fault hit it),
 then passes these checks in order, like the real API; the first failing one answers:
@@ -16,8 +28,8 @@ then passes these checks in order, like the real API; the first failing one answ
 4. the rate limit, 429 (an injected 429 fault answers here too);
 5. the route: 404 for an unknown path, 405 for a method other than GET;
 6. the ``OpenAI-Beta: assistants=v2`` header, 400 ``invalid_beta``;
-7. the query parameters ``limit``, ``order``, ``include[]``, 400 with ``param`` set;
-8. existence of the thread, then the run within it, then the step, 404;
+7. the query parameters ``limit``, ``order`` (lists), ``include[]`` (steps), 400 with ``param`` set;
+8. existence of the thread (or assistant), then the run within it, then the step or message, 404;
 9. the ``after``/``before`` cursors, 400.
 
 A ``drop`` fault lets the request run and cuts its response. Every response carries
@@ -26,9 +38,12 @@ A ``drop`` fault lets the request run and cuts its response. Every response carr
 
 Choices where the public spec is silent:
 
-* An ``after``/``before`` cursor that is not a step of the run is a 400
-  ``invalid_request_error`` with ``param`` ``"after"``/``"before"`` and a message naming
-  the id -- an error rather than a silently empty page, so a client bug shows up.
+* An ``after``/``before`` cursor that is not an object of the list (a step of the run, a run
+  or message of the thread, an assistant) is a 400 ``invalid_request_error`` with ``param``
+  ``"after"``/``"before"`` and a message naming the id -- an error rather than a silently
+  empty page, so a client bug shows up. With ``run_id``, the list is that run's messages.
+* ``run_id`` on messages filters: a run that created no message of the thread (or no run at
+  all) gives an empty list, as a filter would.
 * A missing key answers with ``code: null`` (as OpenAI does), a wrong key with
   ``code: "invalid_api_key"`` and the key masked; the log never holds a key.
 * A ``drop`` fault sends the status line and headers (with the true ``content-length``)
@@ -47,6 +62,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.datastructures import Headers, QueryParams
@@ -58,6 +74,7 @@ from starlette.types import Message, Receive, Scope, Send
 from . import errors
 from .data import INCLUDE_FILE_SEARCH_CONTENT, Dataset, RunInfo, SerializedRun
 from .errors import ApiError
+from .family import Family, Listing, ThreadData
 from .faults import ERROR_KINDS, Fault, FaultInjector, ScriptedFault
 from .paging import Order, select_page
 from .ratelimit import UNLIMITED_RATE, Decision, TokenBucket
@@ -71,8 +88,25 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 _DEFAULT_ORDER: Order = "desc"
 _STEPS_PATH = "/threads/{thread_id}/runs/{run_id}/steps"
-_LIST_RE = re.compile(r"^/(?:v1|openai)/threads/[^/]+/runs/[^/]+/steps$")
-_RETRIEVE_RE = re.compile(r"^/(?:v1|openai)/threads/[^/]+/runs/[^/]+/steps/[^/]+$")
+_RUNS_PATH = "/threads/{thread_id}/runs"
+_MESSAGES_PATH = "/threads/{thread_id}/messages"
+_ASSISTANTS_PATH = "/assistants"
+_ID = "[^/]+"
+#: Stats bucket of each API path; the run-steps ones first, as they are the hot path.
+_BUCKETS = tuple(
+    (re.compile(rf"^/(?:v1|openai)/{pattern}$"), bucket)
+    for pattern, bucket in (
+        (f"threads/{_ID}/runs/{_ID}/steps", "list"),
+        (f"threads/{_ID}/runs/{_ID}/steps/{_ID}", "retrieve"),
+        (f"threads/{_ID}/runs", "runs.list"),
+        (f"threads/{_ID}/runs/{_ID}", "runs.retrieve"),
+        (f"threads/{_ID}/messages", "messages.list"),
+        (f"threads/{_ID}/messages/{_ID}", "messages.retrieve"),
+        (f"threads/{_ID}", "threads.retrieve"),
+        ("assistants", "assistants.list"),
+        (f"assistants/{_ID}", "assistants.retrieve"),
+    )
+)
 _LIMIT_RE = re.compile(r"[0-9]+")
 _ALLOWED_METHODS = frozenset({"GET", "HEAD"})
 _ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -91,11 +125,11 @@ _DROP_FILTER = _SuppressDropNoise()
 
 
 def classify_path(path: str) -> str:
-    """``"list"``, ``"retrieve"`` or ``"other"``: the stats bucket of a request path."""
-    if _LIST_RE.match(path):
-        return "list"
-    if _RETRIEVE_RE.match(path):
-        return "retrieve"
+    """The stats bucket of a request path: ``"list"`` and ``"retrieve"`` for run steps, ``"runs.list"``,
+    ``"messages.retrieve"``... for the rest of the family (see the module docstring), else ``"other"``."""
+    for pattern, bucket in _BUCKETS:
+        if pattern.match(path):
+            return bucket
     return "other"
 
 
@@ -113,6 +147,7 @@ class EmulatorApp:
     def __init__(self, settings: EmulatorSettings, dataset: Dataset) -> None:
         self.settings = settings
         self.dataset = dataset
+        self.family = Family(dataset)
         self.stats = StatsRecorder()
         self.faults = FaultInjector(settings.seed, settings.fault_rate, settings.slow_ms)
         self.bucket = TokenBucket(settings.rate_limit if settings.rate_limit is not None else UNLIMITED_RATE)
@@ -126,6 +161,19 @@ class EmulatorApp:
                 for route in (
                     Route(prefix + _STEPS_PATH, self._list_steps, methods=_ANY_METHOD),
                     Route(prefix + _STEPS_PATH + "/{step_id}", self._retrieve_step, methods=_ANY_METHOD),
+                    Route(prefix + _RUNS_PATH, self._list_runs, methods=_ANY_METHOD),
+                    Route(prefix + _RUNS_PATH + "/{run_id}", self._retrieve_run, methods=_ANY_METHOD),
+                    Route(prefix + _MESSAGES_PATH, self._list_messages, methods=_ANY_METHOD),
+                    Route(
+                        prefix + _MESSAGES_PATH + "/{message_id}", self._retrieve_message, methods=_ANY_METHOD
+                    ),
+                    Route(prefix + "/threads/{thread_id}", self._retrieve_thread, methods=_ANY_METHOD),
+                    Route(prefix + _ASSISTANTS_PATH, self._list_assistants, methods=_ANY_METHOD),
+                    Route(
+                        prefix + _ASSISTANTS_PATH + "/{assistant_id}",
+                        self._retrieve_assistant,
+                        methods=_ANY_METHOD,
+                    ),
                 )
             ],
             redirect_slashes=False,
@@ -269,7 +317,8 @@ class EmulatorApp:
             after=positions["after"],
             before=positions["before"],
         )
-        return Response(_list_body(data, page.indices, page.has_more, include), media_type=_JSON)
+        bodies = data.with_content if include else data.plain
+        return Response(_list_body(data.ids, bodies, page.indices, page.has_more), media_type=_JSON)
 
     async def _retrieve_step(self, request: Request) -> Response:
         early = _check_method_and_beta(request)
@@ -300,6 +349,84 @@ class EmulatorApp:
             return run, self.dataset.serialized(run)
         # First read of a long run takes a while to generate; keep the loop serving meanwhile.
         return run, await asyncio.to_thread(self.dataset.serialized, run)
+
+    # -- the rest of the family: runs, messages, threads, assistants -------------------------
+
+    async def _list_runs(self, request: Request) -> Response:
+        checked = _check_list_request(request)
+        if isinstance(checked, ApiError):
+            return _error_response(checked)
+        found = await self._thread_data(request)
+        if isinstance(found, ApiError):
+            return _error_response(found)
+        thread_id = request.path_params["thread_id"]
+        return _list_response(request, found.runs, checked, "run", f"in thread '{thread_id}'")
+
+    async def _retrieve_run(self, request: Request) -> Response:
+        early = _check_method_and_beta(request)
+        if early is not None:
+            return _error_response(early)
+        found = await self._thread_data(request)
+        if isinstance(found, ApiError):
+            return _error_response(found)
+        return _retrieve_response(found.runs, request.path_params["run_id"], "run")
+
+    async def _list_messages(self, request: Request) -> Response:
+        checked = _check_list_request(request)
+        if isinstance(checked, ApiError):
+            return _error_response(checked)
+        found = await self._thread_data(request)
+        if isinstance(found, ApiError):
+            return _error_response(found)
+        thread_id = request.path_params["thread_id"]
+        run_id = request.query_params.get("run_id")
+        if run_id is None:
+            return _list_response(request, found.messages, checked, "message", f"in thread '{thread_id}'")
+        listing = found.messages_by_run.get(run_id, _EMPTY)
+        where = f"among the messages of run '{run_id}' in thread '{thread_id}'"
+        return _list_response(request, listing, checked, "message", where)
+
+    async def _retrieve_message(self, request: Request) -> Response:
+        early = _check_method_and_beta(request)
+        if early is not None:
+            return _error_response(early)
+        found = await self._thread_data(request)
+        if isinstance(found, ApiError):
+            return _error_response(found)
+        return _retrieve_response(found.messages, request.path_params["message_id"], "message")
+
+    async def _retrieve_thread(self, request: Request) -> Response:
+        early = _check_method_and_beta(request)
+        if early is not None:
+            return _error_response(early)
+        thread_id = request.path_params["thread_id"]
+        body = self.family.thread_body(thread_id)
+        if body is None:
+            return _error_response(errors.api_error(404, f"No thread found with id '{thread_id}'."))
+        return Response(body, media_type=_JSON)
+
+    async def _list_assistants(self, request: Request) -> Response:
+        checked = _check_list_request(request)
+        if isinstance(checked, ApiError):
+            return _error_response(checked)
+        return _list_response(request, self.family.assistant_listing(), checked, "assistant", "")
+
+    async def _retrieve_assistant(self, request: Request) -> Response:
+        early = _check_method_and_beta(request)
+        if early is not None:
+            return _error_response(early)
+        return _retrieve_response(
+            self.family.assistant_listing(), request.path_params["assistant_id"], "assistant"
+        )
+
+    async def _thread_data(self, request: Request) -> ThreadData | ApiError:
+        thread_id = request.path_params["thread_id"]
+        if not self.dataset.has_thread(thread_id):
+            return errors.api_error(404, f"No thread found with id '{thread_id}'.")
+        if self.family.is_cached(thread_id):
+            return self.family.thread_data(thread_id)
+        # A thread's first read generates its runs' steps; keep the loop serving meanwhile.
+        return await asyncio.to_thread(self.family.thread_data, thread_id)
 
     async def _unknown_path(self, scope: Scope, receive: Receive, send: Send) -> None:
         await _error_response(errors.not_found_path(scope["method"], scope["path"]))(scope, receive, send)
@@ -372,10 +499,52 @@ def _parse_include(params: QueryParams) -> tuple[bool, ApiError | None]:
     return bool(values), None
 
 
-def _list_body(data: SerializedRun, indices: list[int], has_more: bool, include: bool) -> bytes:
-    bodies = data.with_content if include else data.plain
-    first = json.dumps(data.ids[indices[0]]) if indices else "null"
-    last = json.dumps(data.ids[indices[-1]]) if indices else "null"
+_EMPTY = Listing((), {}, ())
+
+
+def _check_list_request(request: Request) -> tuple[int, Order] | ApiError:
+    """(limit, order) of a list request other than steps', or the error that answers it."""
+    early = _check_method_and_beta(request)
+    if early is not None:
+        return early
+    limit, error = _parse_limit(request.query_params.get("limit"))
+    if error is not None:
+        return error
+    order = request.query_params.get("order", _DEFAULT_ORDER)
+    if order not in ("asc", "desc"):
+        return errors.bad_order(order)
+    return limit, "asc" if order == "asc" else "desc"
+
+
+def _list_response(
+    request: Request, listing: Listing, checked: tuple[int, Order], noun: str, where: str
+) -> Response:
+    limit, order = checked
+    positions: dict[str, int | None] = {"after": None, "before": None}
+    for name in positions:
+        cursor = request.query_params.get(name)
+        if cursor is None:
+            continue
+        position = listing.positions.get(cursor)
+        if position is None:
+            return _error_response(errors.bad_object_cursor(name, cursor, noun, where))
+        positions[name] = position
+    page = select_page(
+        len(listing.ids), order=order, limit=limit, after=positions["after"], before=positions["before"]
+    )
+    return Response(_list_body(listing.ids, listing.bodies, page.indices, page.has_more), media_type=_JSON)
+
+
+def _retrieve_response(listing: Listing, object_id: str, noun: str) -> Response:
+    position = listing.positions.get(object_id)
+    if position is None:
+        return _error_response(errors.api_error(404, f"No {noun} found with id '{object_id}'."))
+    return Response(listing.bodies[position], media_type=_JSON)
+
+
+def _list_body(ids: Sequence[str], bodies: Sequence[bytes], indices: list[int], has_more: bool) -> bytes:
+    first = json.dumps(ids[indices[0]]) if indices else "null"
+    last = json.dumps(ids[indices[-1]]) if indices else "null"
     return b"".join(
         (
             b'{"object":"list","data":[',

@@ -16,6 +16,7 @@ import os
 import sys
 
 from .data import Dataset, DatasetConfig
+from .family import Family
 from .server import serve
 from .settings import API_KEY_ENV, DEFAULT_HOST, DEFAULT_SEED, DEFAULT_SLOW_MS, EmulatorSettings
 
@@ -96,6 +97,11 @@ def build_parser(prog: str | None = "python -m duckdb_openai.emulator") -> argpa
         help="leave out the runs with 0, 1, 100, 101, 200 and 10,000 steps",
     )
     data.add_argument("--manifest", metavar="PATH", help="write the runs as CSV to PATH, then serve")
+    data.add_argument(
+        "--threads-manifest",
+        metavar="PATH",
+        help="write the threads as CSV to PATH (thread_id, customer, created_at), then serve",
+    )
     knobs = parser.add_argument_group("behaviour")
     knobs.add_argument(
         "--latency-ms",
@@ -149,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if args.manifest is not None:
         Dataset(settings.seed, settings.dataset).write_manifest(args.manifest)
+    if args.threads_manifest is not None:
+        Family(Dataset(settings.seed, settings.dataset)).write_threads_manifest(args.threads_manifest)
 
     def announce(base_url: str) -> None:
         sys.stdout.write(base_url + "\n")

@@ -211,6 +211,15 @@ class Dataset:
     def thread_ids(self) -> list[str]:
         return list(self._run_table().threads)
 
+    @property
+    def assistant_ids(self) -> list[str]:
+        """The assistants the runs name, in the order they were drawn."""
+        return list(self._run_table().assistants)
+
+    def thread_runs(self, thread_id: str) -> tuple[RunInfo, ...]:
+        """The thread's runs in creation order; ``KeyError`` if the thread is unknown."""
+        return self._run_table().threads[thread_id]
+
     def find_run(self, *, step_count: int) -> RunInfo:
         """The first run with exactly ``step_count`` steps; ``LookupError`` if none."""
         for run in self._run_table().runs:
@@ -315,6 +324,7 @@ class _RunTable:
     runs: tuple[RunInfo, ...]
     threads: dict[str, tuple[RunInfo, ...]]
     by_id: dict[str, tuple[int, RunInfo]]  # run_id -> (generation index, run)
+    assistants: tuple[str, ...]
 
     @classmethod
     def build(cls, seed: int, config: DatasetConfig) -> _RunTable:
@@ -354,6 +364,7 @@ class _RunTable:
             runs=runs,
             threads={key: tuple(value) for key, value in threads.items()},
             by_id={run.run_id: (index, run) for _, index, run in drafted},
+            assistants=tuple(assistants),
         )
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "bad_cursor",
     "bad_include",
     "bad_limit",
+    "bad_object_cursor",
     "bad_order",
     "invalid_api_key",
     "mask_key",
@@ -150,6 +151,18 @@ def bad_cursor(param: str, step_id: str, run_id: str) -> ApiError:
     return api_error(
         400,
         f"Invalid '{param}': no run step with id '{step_id}' exists in run '{run_id}'.",
+        param=param,
+        code="invalid_value",
+    )
+
+
+def bad_object_cursor(param: str, object_id: str, noun: str, where: str = "") -> ApiError:
+    """A cursor that is not an object of the list: ``noun`` names the kind, ``where`` the list's owner
+    (``"in thread 'thread_x'"``), if any."""
+    place = f" {where}" if where else ""
+    return api_error(
+        400,
+        f"Invalid '{param}': no {noun} with id '{object_id}' exists{place}.",
         param=param,
         code="invalid_value",
     )

@@ -20,7 +20,20 @@ __all__ = ["ENDPOINTS", "LOGGED_HEADERS", "LOG_SIZE", "RequestRecord", "StatsRec
 
 #: How many recent requests ``/_emulator/requests`` can return.
 LOG_SIZE = 2_000
-ENDPOINTS = ("list", "retrieve", "other")
+#: The buckets of ``by_endpoint``: ``list`` and ``retrieve`` are run steps' (their names predate the
+#: rest of the family), then one per endpoint of the family, and ``other`` for any other path.
+ENDPOINTS = (
+    "list",
+    "retrieve",
+    "runs.list",
+    "runs.retrieve",
+    "messages.list",
+    "messages.retrieve",
+    "threads.retrieve",
+    "assistants.list",
+    "assistants.retrieve",
+    "other",
+)
 #: Request headers copied into the log (lower-case). Credentials are never among them.
 LOGGED_HEADERS = (
     "openai-beta",
