@@ -22,6 +22,8 @@ from duckdb_openai.errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_CACHE_MAX_BYTES",
+    "DEFAULT_FINAL_AFTER",
     "DEFAULT_MAX_CONCURRENCY",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
@@ -37,12 +39,17 @@ DEFAULT_MAX_RETRIES = 6
 DEFAULT_MAX_CONCURRENCY = 32
 MAX_CONCURRENCY_LIMIT = 1024
 MAX_RETRIES_LIMIT = 50
+#: The in-memory cache's bound: 1 GiB of Arrow data, least recently used dropped first.
+DEFAULT_CACHE_MAX_BYTES = 1 << 30
+#: A run whose steps are all terminal, the newest older than this when fetched, is assumed finished.
+DEFAULT_FINAL_AFTER = 24 * 3600.0
 
 ENV_API_KEY = "OPENAI_API_KEY"
 ENV_BASE_URL = "OPENAI_BASE_URL"
 ENV_ORGANIZATION = "OPENAI_ORG_ID"
 ENV_PROJECT = "OPENAI_PROJECT_ID"
 ENV_API_VERSION = "OPENAI_API_VERSION"
+ENV_CACHE_DIR = "DUCKDB_OPENAI_CACHE_DIR"
 
 OnError = Literal["raise", "skip"]
 Progress = Literal["auto", "on", "off"]
@@ -107,6 +114,12 @@ class Settings:
     #: The shortest and longest pause between retries; tests shorten them, never to zero.
     retry_initial_delay: float = 0.5
     retry_max_delay: float = 8.0
+    #: Keep what can no longer change (`cache.py`); in memory, or in `cache_dir` when set.
+    cache: bool = True
+    cache_dir: str | None = None
+    #: Seconds after which a run whose steps are all terminal is assumed finished; 0: never assume.
+    final_after: float = DEFAULT_FINAL_AFTER
+    cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES
 
     @classmethod
     def resolve(
@@ -128,6 +141,10 @@ class Settings:
         allow_insecure_http: bool = False,
         retry_initial_delay: float = 0.5,
         retry_max_delay: float = 8.0,
+        cache: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
+        final_after: float = DEFAULT_FINAL_AFTER,
+        cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES,
         env: Mapping[str, str] | None = None,
     ) -> Settings:
         """Apply the environment fallbacks and validate; raises ConfigurationError naming the fix."""
@@ -155,6 +172,14 @@ class Settings:
             _check_number("requests_per_second", requests_per_second, low=0.01, high=100_000.0)
         _check_number("retry_initial_delay", retry_initial_delay, low=0.0001, high=60.0)
         _check_number("retry_max_delay", retry_max_delay, low=retry_initial_delay, high=600.0)
+        if not isinstance(cache, bool):
+            raise ConfigurationError(f"cache must be True or False, not {cache!r}")
+        if cache_dir is None:
+            cache_dir = env.get(ENV_CACHE_DIR) or None
+        if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+            raise ConfigurationError(f"cache_dir must be a path, not {cache_dir!r}")
+        _check_number("final_after", final_after, low=0.0, high=10 * 365 * 86400.0)
+        _check_int("cache_max_bytes", cache_max_bytes, low=0, high=1 << 50)
         return cls(
             api_key=Secret(api_key),
             base_url=base_url,
@@ -172,6 +197,12 @@ class Settings:
             api_key_source=source,
             retry_initial_delay=retry_initial_delay,
             retry_max_delay=retry_max_delay,
+            cache=cache,
+            cache_dir=None
+            if cache_dir is None
+            else os.path.abspath(os.path.expanduser(os.fspath(cache_dir))),
+            final_after=float(final_after),
+            cache_max_bytes=cache_max_bytes,
         )
 
     def headers(self) -> dict[str, str]:

@@ -1,0 +1,489 @@
+"""Where the cache keeps what it knows: in memory per client (bounded, least recently used first), or
+in a directory that several processes share.
+
+Two kinds of facts are stored (`cache.py` decides what they are):
+
+- entries: rows that can no longer change, as an Arrow table (a run's steps up to the first one still
+  moving; one retrieved step), with when they were fetched and whether the list is final;
+- statuses: a parent object (a run) seen in a terminal status, and when that was learned.
+
+On disk (`DiskStore`), under `<cache_dir>/cache-v1/<scope>/`, where the scope is a hash of the base URL,
+organization and project (never of the key)::
+
+    run_steps-<schema hash>/list-<hash of the list key>.arrow    one file per entry
+    statuses.log                                                 one line per finished parent
+
+An entry file is written whole to a temporary file and moved over the old one (`os.replace`), so a
+reader sees the old file or the new one, never half of one, and a crash leaves the old state. It is a
+small envelope around an Arrow IPC stream (the rows' own format, so nothing is converted but
+decompressed) compressed with zstd, ending in a BLAKE2 digest of all before it: a file that is cut,
+flipped or not ours fails the check and is dropped, and the rows are fetched again; it can never give
+wrong rows. The status log is append-only: each fact is one line written with one `write` on an
+`O_APPEND` descriptor and carries its own CRC, so processes appending at once do not lose each other's
+lines, and a torn line is ignored. No locks are needed: every fact is either immutable (a status) or
+replaced whole by a later, longer one (an entry), so two processes writing the same key at once
+write rows that are both right.
+
+Files are created 0600 and directories 0700: readable by the user only. Writing is best effort: a
+full disk or a removed directory costs the saving, never the query.
+
+Why not a library: diskcache (SQLite underneath) would serialize writers and pickle values, and has
+had no release since 2023; Arrow IPC is already the rows' format and pyarrow is already a dependency.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import struct
+import threading
+import zlib
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+__all__ = [
+    "CACHE_FORMAT",
+    "CacheInfo",
+    "DiskStore",
+    "Entry",
+    "MemoryStore",
+    "Store",
+    "StoreKey",
+    "read_entry_file",
+    "scope_of",
+]
+
+#: The folder under `cache_dir` holding this format; a new format gets a new folder, never a misread.
+CACHE_FORMAT = "cache-v1"
+_MAGIC = b"DOAICACHE1\n"
+_HEADER = struct.Struct("<I")
+_DIGEST_SIZE = 16
+_STATUS_LOG = "statuses.log"
+_CODEC = "zstd"
+#: What reading a damaged or foreign file may raise; all of it means "drop it and fetch again".
+_UNREADABLE = (OSError, ValueError, KeyError, TypeError, pa.ArrowException, UnicodeDecodeError)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Rows that can no longer change, in ascending creation order, and what is known about them."""
+
+    rows: pa.Table
+    #: When the request chain that last extended the rows was sent (seconds since the epoch).
+    fetched_at: float
+    #: Every row that chain saw was in a terminal status: the rows were the whole list then.
+    whole: bool
+    #: The list can no longer change (its parent was finished before it was fetched, or assumed to be).
+    final: bool
+
+
+@dataclass(frozen=True)
+class StoreKey:
+    """An entry's address: the resource's namespace (its name and schema hash) and the key within it."""
+
+    namespace: str
+    key: str
+
+    @property
+    def file_name(self) -> str:
+        kind = self.key.split("?", 1)[0].rsplit("/", 1)[-1]
+        return f"{kind}-{hashlib.sha256(self.key.encode()).hexdigest()[:40]}.arrow"
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """What a store holds, for `duckdb-openai cache info` and `Client.cache.info()`."""
+
+    location: str
+    #: Entries (lists and items) kept.
+    entries: int
+    #: Distinct parents (runs) whose children's list is kept.
+    runs: int
+    #: Parents known to be finished.
+    finished: int
+    #: Bytes of Arrow data in memory, or of files on disk.
+    bytes: int
+
+
+class Store(Protocol):
+    """What the cache policy needs from a store; both stores are safe to use from several threads."""
+
+    location: str
+
+    def get(self, key: StoreKey, schema: pa.Schema) -> Entry | None: ...
+
+    def put(self, key: StoreKey, entry: Entry) -> None: ...
+
+    def status(self, key: str) -> tuple[str, float] | None: ...
+
+    def learn(self, facts: Iterable[tuple[str, str, float]]) -> None: ...
+
+    def info(self) -> CacheInfo: ...
+
+    def clear(self) -> None: ...
+
+
+def scope_of(base_url: str, organization: str | None, project: str | None) -> str:
+    """The folder name of one API account's data: a hash of where the data comes from, not of the key."""
+    text = "\n".join([base_url.rstrip("/"), organization or "", project or ""])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _parent_of(key: str) -> str:
+    """A list key `run_steps/list?<keys>|<params>` without its params: the one parent it belongs to."""
+    return key.split("|", 1)[0]
+
+
+class MemoryStore:
+    """Entries in memory, at most `max_bytes` of Arrow buffers, least recently used dropped first."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.location = "memory"
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[StoreKey, tuple[Entry, int]] = OrderedDict()
+        self._bytes = 0
+        self._statuses: dict[str, tuple[str, float]] = {}
+
+    def get(self, key: StoreKey, schema: pa.Schema) -> Entry | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                return None
+            self._entries.move_to_end(key)
+            return found[0]
+
+    def put(self, key: StoreKey, entry: Entry) -> None:
+        # Rows arrive as slices of the pages decoded with them: copy them out, so an entry holds only its
+        # own rows and its size is what it holds.
+        rows = entry.rows
+        if rows.num_rows:
+            rows = rows.take(pa.array(range(rows.num_rows), pa.int64())).combine_chunks()
+        entry = Entry(rows, entry.fetched_at, entry.whole, entry.final)
+        size = rows.get_total_buffer_size()
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            if size > self.max_bytes:
+                return
+            self._entries[key] = (entry, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._bytes -= dropped
+
+    def status(self, key: str) -> tuple[str, float] | None:
+        with self._lock:
+            return self._statuses.get(key)
+
+    def learn(self, facts: Iterable[tuple[str, str, float]]) -> None:
+        with self._lock:
+            for key, status, at in facts:
+                self._statuses.setdefault(key, (status, at))
+
+    def info(self) -> CacheInfo:
+        with self._lock:
+            lists = {_parent_of(k.key) for k in self._entries if "/list?" in k.key}
+            return CacheInfo(self.location, len(self._entries), len(lists), len(self._statuses), self._bytes)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._statuses.clear()
+            self._bytes = 0
+
+
+class DiskStore:
+    """Entries and statuses in `<root>/cache-v1/<scope>/` (see the module docstring)."""
+
+    def __init__(self, root: str | os.PathLike[str], scope: str) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.folder = self.root / CACHE_FORMAT / scope
+        self.location = str(self.folder)
+        _make_private_dirs(self.folder)
+        self._lock = threading.Lock()
+        self._statuses: dict[str, tuple[str, float]] = {}
+        self._log_offset = 0
+
+    # -- entries -------------------------------------------------------------------------------------
+
+    def _path(self, key: StoreKey) -> Path:
+        return self.folder / key.namespace / key.file_name
+
+    def get(self, key: StoreKey, schema: pa.Schema) -> Entry | None:
+        path = self._path(key)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return None
+        try:
+            return _decode(data, key.key, schema)
+        except _UNREADABLE:
+            # Damaged, cut or foreign: drop it so it is fetched and written again.
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return None
+
+    def put(self, key: StoreKey, entry: Entry) -> None:
+        path = self._path(key)
+        with contextlib.suppress(OSError):
+            header = _read_header(path)
+            if header is not None and _covers(header, entry):
+                return  # another process kept as much already: leave its file
+        data = _encode(key.key, entry)
+        for _ in range(2):
+            try:
+                _write_atomically(path, data)
+                return
+            except FileNotFoundError:
+                # The folder was cleared meanwhile (`cache clear`): make it again, once.
+                with contextlib.suppress(OSError):
+                    _make_private_dirs(path.parent)
+            except OSError:
+                return
+
+    # -- statuses ------------------------------------------------------------------------------------
+
+    def status(self, key: str) -> tuple[str, float] | None:
+        with self._lock:
+            found = self._statuses.get(key)
+            if found is None:
+                self._read_log()
+                found = self._statuses.get(key)
+            return found
+
+    def learn(self, facts: Iterable[tuple[str, str, float]]) -> None:
+        with self._lock:
+            self._read_log()
+            lines = []
+            for key, status, at in facts:
+                if key in self._statuses:
+                    continue
+                self._statuses[key] = (status, at)
+                lines.append(_status_line(key, status, at))
+            if not lines:
+                return
+            with contextlib.suppress(OSError):
+                _append(self.folder / _STATUS_LOG, "".join(lines).encode())
+
+    def _read_log(self) -> None:
+        path = self.folder / _STATUS_LOG
+        try:
+            size = path.stat().st_size
+            if size < self._log_offset:
+                self._statuses.clear()  # the log was cleared and begun again
+                self._log_offset = 0
+            if size == self._log_offset:
+                return
+            with path.open("rb") as handle:
+                handle.seek(self._log_offset)
+                data = handle.read(size - self._log_offset)
+        except OSError:
+            return
+        complete = data.rfind(b"\n") + 1  # a line still being written is read next time
+        self._log_offset += complete
+        for line in data[:complete].splitlines():
+            parsed = _parse_status_line(line)
+            if parsed is not None:
+                self._statuses.setdefault(parsed[0], (parsed[1], parsed[2]))
+
+    # -- the whole store -----------------------------------------------------------------------------
+
+    def info(self) -> CacheInfo:
+        return _folder_info(self.folder, self.location)
+
+    def clear(self) -> None:
+        with self._lock:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self._statuses.clear()
+            self._log_offset = 0
+            with contextlib.suppress(OSError):
+                _make_private_dirs(self.folder)
+
+
+def folder_info(root: str | os.PathLike[str]) -> CacheInfo:
+    """What a cache directory holds over every scope (every base URL, organization and project)."""
+    folder = Path(root).expanduser().absolute() / CACHE_FORMAT
+    return _folder_info(folder, str(Path(root).expanduser().absolute()))
+
+
+def clear_folder(root: str | os.PathLike[str]) -> int:
+    """Remove everything the cache keeps under `root` (only its own folder); the bytes freed."""
+    folder = Path(root).expanduser().absolute() / CACHE_FORMAT
+    freed = _folder_info(folder, str(folder)).bytes
+    shutil.rmtree(folder, ignore_errors=True)
+    return freed
+
+
+def _folder_info(folder: Path, location: str) -> CacheInfo:
+    entries = 0
+    size = 0
+    parents: set[str] = set()
+    finished: set[str] = set()
+    for path in _files(folder):
+        with contextlib.suppress(OSError):
+            size += path.stat().st_size
+            if path.name == _STATUS_LOG:
+                for line in path.read_bytes().splitlines():
+                    parsed = _parse_status_line(line)
+                    if parsed is not None:
+                        finished.add(parsed[0])
+            elif path.suffix == ".arrow":
+                entries += 1
+                header = _read_header(path)
+                if header is not None and "/list?" in str(header.get("key", "")):
+                    parents.add(_parent_of(str(header["key"])))
+    return CacheInfo(location, entries, len(parents), len(finished), size)
+
+
+def read_entry_file(path: str | os.PathLike[str], schema: pa.Schema) -> tuple[str, Entry]:
+    """The key and entry an entry file holds (for tests and inspection); ValueError if it is damaged."""
+    data = Path(path).read_bytes()
+    header = _header_of(data)
+    return str(header["key"]), _decode(data, str(header["key"]), schema)
+
+
+def _files(folder: Path) -> Iterator[Path]:
+    if not folder.is_dir():
+        return
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            yield Path(directory) / name
+
+
+# -- the entry file format ------------------------------------------------------------------------------
+
+
+def _encode(key: str, entry: Entry) -> bytes:
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, entry.rows.schema) as writer:
+        writer.write_table(entry.rows)
+    raw = sink.getvalue()
+    payload = pa.compress(raw, codec=_CODEC, asbytes=True)
+    header = json.dumps(
+        {
+            "key": key,
+            "fetched_at": entry.fetched_at,
+            "whole": entry.whole,
+            "final": entry.final,
+            "rows": entry.rows.num_rows,
+            "raw": raw.size,
+        },
+        separators=(",", ":"),
+    ).encode()
+    body = b"".join((_MAGIC, _HEADER.pack(len(header)), header, payload))
+    return body + hashlib.blake2b(body, digest_size=_DIGEST_SIZE).digest()
+
+
+def _header_of(data: bytes) -> dict[str, object]:
+    return _split_header(data)[0]
+
+
+def _split_header(data: bytes) -> tuple[dict[str, object], int]:
+    """The header of an entry file's bytes, and where the payload starts."""
+    if not data.startswith(_MAGIC) or len(data) < len(_MAGIC) + _HEADER.size:
+        raise ValueError("not a cache entry")
+    start = len(_MAGIC) + _HEADER.size
+    (length,) = _HEADER.unpack_from(data, len(_MAGIC))
+    header = json.loads(data[start : start + length])
+    if not isinstance(header, dict):
+        raise ValueError("bad header")
+    return header, start + length
+
+
+def _decode(data: bytes, key: str, schema: pa.Schema) -> Entry:
+    body, digest = data[:-_DIGEST_SIZE], data[-_DIGEST_SIZE:]
+    if len(data) <= _DIGEST_SIZE or hashlib.blake2b(body, digest_size=_DIGEST_SIZE).digest() != digest:
+        raise ValueError("checksum mismatch")
+    header, start = _split_header(body)
+    if header["key"] != key:
+        raise ValueError("entry of another key")
+    raw = pa.decompress(body[start:], decompressed_size=int(header["raw"]), codec=_CODEC)  # type: ignore[call-overload]
+    table = ipc.open_stream(raw).read_all()
+    if table.num_rows != header["rows"] or not table.schema.equals(schema, check_metadata=False):
+        raise ValueError("rows do not match the header or the schema")
+    rows = pa.Table.from_arrays(table.columns, schema=schema)
+    return Entry(rows, float(header["fetched_at"]), bool(header["whole"]), bool(header["final"]))  # type: ignore[arg-type]
+
+
+def _read_header(path: Path) -> dict[str, object] | None:
+    """The header of an entry file without reading its rows; None if missing or unreadable."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+        return _header_of(head)
+    except (*_UNREADABLE, struct.error):
+        return None
+
+
+def _covers(header: dict[str, object], entry: Entry) -> bool:
+    """Whether an existing file already holds at least what `entry` would write."""
+    rows = header.get("rows")
+    if not isinstance(rows, int) or rows < entry.rows.num_rows:
+        return False
+    return bool(header.get("final")) or not entry.final
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+
+
+def _make_private_dirs(folder: Path) -> None:
+    """Make `folder` and its missing parents, each new one 0700 (umask can only take bits away)."""
+    missing = []
+    current = folder
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
+
+
+# -- the status log -------------------------------------------------------------------------------------
+
+
+def _status_line(key: str, status: str, at: float) -> str:
+    text = f"{key}\t{status}\t{at:.3f}"
+    return f"{text}\t{zlib.crc32(text.encode()):08x}\n"
+
+
+def _parse_status_line(line: bytes) -> tuple[str, str, float] | None:
+    try:
+        text, _, crc = line.decode().rpartition("\t")
+        if not text or f"{zlib.crc32(text.encode()):08x}" != crc:
+            return None
+        key, status, at = text.rsplit("\t", 2)
+        return key, status, float(at)
+    except ValueError:
+        return None
+
+
+def _append(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
