@@ -59,6 +59,8 @@ __all__ = [
     "MemoryStore",
     "Store",
     "StoreKey",
+    "clear_folder",
+    "folder_info",
     "read_entry_file",
     "scope_of",
 ]
