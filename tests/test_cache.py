@@ -3,6 +3,7 @@ requests it saves, counted by the emulator."""
 
 from __future__ import annotations
 
+import csv
 import os
 import stat
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
 import pyarrow as pa
 import pytest
 
@@ -19,6 +21,7 @@ from duckdb_openai.cache import RUN_LIFECYCLE, check_relations
 from duckdb_openai.cache_store import read_entry_file
 from duckdb_openai.emulator import Emulator
 from duckdb_openai.emulator.family import Family
+from duckdb_openai.emulator.live import LiveConfig
 from duckdb_openai.resource import Key, Lifecycle, Parent, Resource, sort_option
 from duckdb_openai.resources import RESOURCES
 from duckdb_openai.run_steps import RUN_STEPS, RUN_STEPS_SCHEMA
@@ -509,3 +512,115 @@ def test_cli_cache_info_and_clear(emu: Emulator, tmp_path: Path) -> None:
     assert cleared.returncode == 0, cleared.stderr
     assert "entries   0\n" in cli("info", "--cache-dir", str(tmp_path)).stdout
     assert (tmp_path / "mine.txt").read_text() == "not the cache's"
+
+
+# -- live runs: data that changes under the cache -------------------------------------------------------
+
+
+def live_runs(emu: Emulator) -> list[Any]:
+    return [type("LiveRun", (), run)() for run in emu.live()["runs"]]
+
+
+def terminal_prefix_last(rows: list[tuple[Any, ...]], run_id: str) -> str | None:
+    names = RUN_STEPS_SCHEMA.names
+    last = None
+    for row in rows:
+        if row[names.index("run_id")] != run_id:
+            continue
+        if row[names.index("status")] == "in_progress":
+            break
+        last = row[names.index("id")]
+    return last
+
+
+def test_a_live_run_is_never_stale_and_is_fetched_with_after(emulator_factory: Any) -> None:
+    # A step time of 1000 s: nothing moves by itself during the test; the test moves the clock.
+    emu = emulator_factory(live=LiveConfig(runs=3, step_seconds=1000))
+    runs = live_runs(emu)
+    con, registration = cached(emu)
+    load(con, runs)
+    seen_moving = set()
+    previous: list[tuple[Any, ...]] = []
+    finished_before: set[str] = set()  # runs seen finished when their steps were last fetched
+    for _ in range(60):
+        learn_statuses(registration, runs)
+        finished_now = {run["run_id"] for run in emu.live()["runs"] if run["finished"]}
+        expected_afters = sorted(
+            str(terminal_prefix_last(previous, r.run_id)) for r in runs if r.run_id not in finished_before
+        )
+        emu.reset()
+        got = steps(con)
+        sent = afters(emu)
+        assert got == steps(con, cache="off")  # never a stale or a missing step
+        # Only runs not yet known finished are asked, each once, after its last terminal step.
+        assert sorted(str(a) for a in sent) == expected_afters
+        state = emu.live()
+        seen_moving.update(run["status"] for run in state["runs"])
+        previous, finished_before = got, finished_now
+        if all(run["finished"] for run in state["runs"]):
+            break
+        emu.live(advance_s=250)
+    else:
+        pytest.fail("the live runs did not finish")
+    assert {"queued", "in_progress", "requires_action"} <= seen_moving
+    # Finished, and their status learned before the last fetch: no request any more.
+    learn_statuses(registration, runs)
+    emu.reset()
+    assert steps(con) == previous
+    assert list_requests(emu) == 0
+    assert {row[RUN_STEPS_SCHEMA.names.index("status")] for row in previous} <= TERMINAL
+    registration.close()
+
+
+def test_live_runs_progressing_in_real_time(emulator_factory: Any) -> None:
+    emu = emulator_factory(live=LiveConfig(runs=2, step_seconds=0.15))
+    runs = live_runs(emu)
+    con, registration = cached(emu)
+    load(con, runs)
+    ids = RUN_STEPS_SCHEMA.names.index("id")
+    run_ids = RUN_STEPS_SCHEMA.names.index("run_id")
+    for _ in range(400):
+        before = {run["run_id"]: run["step_ids"] for run in emu.live()["runs"]}
+        got = steps(con)
+        after = emu.live()
+        for run in after["runs"]:
+            shown = [row[ids] for row in got if row[run_ids] == run["run_id"]]
+            # Every step that existed before the query is there, in order, and nothing else is.
+            assert shown[: len(before[run["run_id"]])] == before[run["run_id"]]
+            assert run["step_ids"][: len(shown)] == shown
+        if all(run["finished"] for run in after["runs"]):
+            break
+    else:
+        pytest.fail("the live runs did not finish")
+    assert steps(con) == steps(con, cache="off")
+    registration.close()
+
+
+def test_live_runs_are_in_the_manifest_and_only_with_live(tmp_path: Path) -> None:
+    from duckdb_openai.emulator.data import MANIFEST_COLUMNS
+
+    manifest = tmp_path / "runs.csv"
+    args = ["--threads", "2", "--runs-per-thread", "2", "--no-edge-runs", "--port", "0"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "duckdb_openai.emulator", *args, "--live", "2", "--manifest", str(manifest)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().strip()
+        assert base_url.startswith("http://")
+        with manifest.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert list(rows[0]) == [*MANIFEST_COLUMNS, "live"]
+        assert [row["live"] for row in rows] == ["false"] * 4 + ["true"] * 2
+        live = [row for row in rows if row["live"] == "true"]
+        headers = {"Authorization": "Bearer sk-x", "OpenAI-Beta": "assistants=v2"}
+        runs = httpx.get(f"{base_url}/threads/{live[0]['thread_id']}/runs", headers=headers).json()["data"]
+        assert {run["id"] for run in runs} == {row["run_id"] for row in live}
+        assert {run["status"] for run in runs} <= {"queued", "in_progress", "requires_action"}
+    finally:
+        process.terminate()
+        process.wait(30)
+        if process.stdout is not None:
+            process.stdout.close()
