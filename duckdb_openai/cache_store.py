@@ -15,8 +15,9 @@ organization and project (never of the key)::
 
 An entry file is written whole to a temporary file and moved over the old one (`os.replace`), so a
 reader sees the old file or the new one, never half of one, and a crash leaves the old state. It is a
-small envelope around an Arrow IPC stream (the rows' own format, so nothing is converted but
-decompressed) compressed with zstd, ending in a BLAKE2 digest of all before it: a file that is cut,
+small envelope (a magic line, a JSON header) around Arrow IPC record batch messages (the rows' own
+format, so nothing is converted but decompressed; no schema per file, as the folder's name carries the
+schema's hash) compressed with zstd, ending in a BLAKE2 digest of all before it: a file that is cut,
 flipped or not ours fails the check and is dropped, and the rows are fetched again; it can never give
 wrong rows. The status log is append-only: each fact is one line written with one `write` on an
 `O_APPEND` descriptor and carries its own CRC, so processes appending at once do not lose each other's
@@ -56,6 +57,7 @@ __all__ = [
     "CacheInfo",
     "DiskStore",
     "Entry",
+    "LayeredStore",
     "MemoryStore",
     "Store",
     "StoreKey",
@@ -316,6 +318,45 @@ class DiskStore:
                 _make_private_dirs(self.folder)
 
 
+class LayeredStore:
+    """A disk store with a memory store in front: a process reads each entry from disk once.
+
+    The front may hold less than the disk (another process extended an entry since): that costs one
+    `after=` request, never a wrong row, as a kept prefix stays a prefix."""
+
+    def __init__(self, front: MemoryStore, back: DiskStore) -> None:
+        self.front = front
+        self.back = back
+        self.location = back.location
+
+    def get(self, key: StoreKey, schema: pa.Schema) -> Entry | None:
+        found = self.front.get(key, schema)
+        if found is None:
+            found = self.back.get(key, schema)
+            if found is not None:
+                self.front.put(key, found)
+        return found
+
+    def put(self, key: StoreKey, entry: Entry) -> None:
+        self.front.put(key, entry)
+        self.back.put(key, entry)
+
+    def status(self, key: str) -> tuple[str, float] | None:
+        return self.front.status(key) or self.back.status(key)
+
+    def learn(self, facts: Iterable[tuple[str, str, float]]) -> None:
+        facts = list(facts)
+        self.front.learn(facts)
+        self.back.learn(facts)
+
+    def info(self) -> CacheInfo:
+        return self.back.info()
+
+    def clear(self) -> None:
+        self.front.clear()
+        self.back.clear()
+
+
 def folder_info(root: str | os.PathLike[str]) -> CacheInfo:
     """What a cache directory holds over every scope (every base URL, organization and project)."""
     folder = Path(root).expanduser().absolute() / CACHE_FORMAT
@@ -370,11 +411,11 @@ def _files(folder: Path) -> Iterator[Path]:
 
 
 def _encode(key: str, entry: Entry) -> bytes:
-    sink = pa.BufferOutputStream()
-    with ipc.new_stream(sink, entry.rows.schema) as writer:
-        writer.write_table(entry.rows)
-    raw = sink.getvalue()
-    payload = pa.compress(raw, codec=_CODEC, asbytes=True)
+    # Record batch messages without a schema: the reader knows the schema (the folder name carries its
+    # hash), and parsing a nested schema per entry would cost more than reading the rows.
+    messages = [batch.serialize() for batch in entry.rows.combine_chunks().to_batches()]
+    raw = b"".join(message.to_pybytes() for message in messages)
+    payload = pa.compress(raw, codec=_CODEC, asbytes=True) if raw else b""
     header = json.dumps(
         {
             "key": key,
@@ -382,7 +423,7 @@ def _encode(key: str, entry: Entry) -> bytes:
             "whole": entry.whole,
             "final": entry.final,
             "rows": entry.rows.num_rows,
-            "raw": raw.size,
+            "batches": [message.size for message in messages],
         },
         separators=(",", ":"),
     ).encode()
@@ -413,11 +454,18 @@ def _decode(data: bytes, key: str, schema: pa.Schema) -> Entry:
     header, start = _split_header(body)
     if header["key"] != key:
         raise ValueError("entry of another key")
-    raw = pa.decompress(body[start:], decompressed_size=int(header["raw"]), codec=_CODEC)  # type: ignore[call-overload]
-    table = ipc.open_stream(raw).read_all()
-    if table.num_rows != header["rows"] or not table.schema.equals(schema, check_metadata=False):
-        raise ValueError("rows do not match the header or the schema")
-    rows = pa.Table.from_arrays(table.columns, schema=schema)
+    sizes = [int(size) for size in header["batches"]]  # type: ignore[attr-defined]
+    raw = pa.decompress(body[start:], decompressed_size=sum(sizes), codec=_CODEC) if sizes else b""  # type: ignore[call-overload]
+    batches = []
+    offset = 0
+    for size in sizes:
+        batch = ipc.read_record_batch(pa.py_buffer(raw)[offset : offset + size], schema)
+        batch.validate()
+        batches.append(batch)
+        offset += size
+    rows = pa.Table.from_batches(batches, schema=schema)
+    if rows.num_rows != header["rows"]:
+        raise ValueError("rows do not match the header")
     return Entry(rows, float(header["fetched_at"]), bool(header["whole"]), bool(header["final"]))  # type: ignore[arg-type]
 
 

@@ -355,6 +355,9 @@ def test_a_corrupt_entry_is_dropped_and_fetched_again(emu: Emulator, tmp_path: P
     entries[1].write_bytes(entries[1].read_bytes()[:100])
     entries[2].write_bytes(b"not an entry at all")
     entries[3].write_bytes(b"")
+    registration.close()
+    con, registration = cached(emu, cache_dir=tmp_path)  # a new client reads the files again
+    load(con, runs)
     emu.reset()
     assert steps(con) == want
     assert list_requests(emu) == 4  # the four damaged runs, each fetched whole again
