@@ -241,9 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     args = args_parser.parse_args(argv)
     count = args.runs or (400 if args.quick else 1000)
     repeats = args.repeats or (1 if args.quick else 2)
-    print(
-        f"bench_cache ({'quick' if args.quick else 'default'} sizes): emulator in process mode, pid {os.getpid()}"
-    )
+    print(f"bench_cache ({'quick' if args.quick else 'default'} sizes): emulator in process mode")
     with Watchdog(480 if args.quick else 900, "bench_cache"):
         ok = run(count, repeats)
     return 0 if ok else 1
