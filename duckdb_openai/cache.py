@@ -252,7 +252,7 @@ class Cache:
             result = table
         else:
             result = ascending if request.order == "asc" else _reversed(ascending)
-        self._keep(key, ascending, lifecycle, entry, sent_at, known_at)
+        self._keep(key, ascending, lifecycle, entry, sent_at, known_at, replace=mode == "refresh")
         return result
 
     def _keep(
@@ -263,6 +263,8 @@ class Cache:
         old: Entry | None,
         sent_at: float,
         known_at: float | None,
+        *,
+        replace: bool,
     ) -> None:
         count = _terminal_prefix(ascending, lifecycle)
         whole = count == ascending.num_rows
@@ -273,7 +275,7 @@ class Cache:
         final = whole and (known_at is not None or assumed)
         if old is not None and old.rows.num_rows == count and old.whole == whole and old.final == final:
             return  # nothing new: keep the file as it is
-        self.store.put(key, Entry(ascending.slice(0, count), sent_at, whole, final))
+        self.store.put(key, Entry(ascending.slice(0, count), sent_at, whole, final), replace=replace)
 
     def _is_final(self, request: Request, entry: Entry) -> bool:
         if entry.final:
@@ -309,7 +311,7 @@ class Cache:
                 return found
         table = await fetcher.fetch_item(request)
         if table.num_rows == 1 and _terminal_prefix(table, lifecycle) == 1:
-            self.store.put(key, Entry(table, self._clock(), True, True))
+            self.store.put(key, Entry(table, self._clock(), True, True), replace=mode == "refresh")
         return table
 
     def _from_list(self, request: Request) -> pa.Table | None:

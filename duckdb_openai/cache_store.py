@@ -126,7 +126,7 @@ class Store(Protocol):
 
     def get(self, key: StoreKey, schema: pa.Schema) -> Entry | None: ...
 
-    def put(self, key: StoreKey, entry: Entry) -> None: ...
+    def put(self, key: StoreKey, entry: Entry, *, replace: bool = False) -> None: ...
 
     def status(self, key: str) -> tuple[str, float] | None: ...
 
@@ -167,11 +167,11 @@ class MemoryStore:
             self._entries.move_to_end(key)
             return found[0]
 
-    def put(self, key: StoreKey, entry: Entry) -> None:
-        # Rows arrive as slices of the pages decoded with them: copy them out, so an entry holds only its
-        # own rows and its size is what it holds.
+    def put(self, key: StoreKey, entry: Entry, *, replace: bool = False, compact: bool = True) -> None:
+        # Rows from the API are slices of the pages decoded with them: copy them out (`compact`), so an
+        # entry holds only its own rows and its size is what it holds. Rows read from disk are their own.
         rows = entry.rows
-        if rows.num_rows:
+        if compact and rows.num_rows:
             rows = rows.take(pa.array(range(rows.num_rows), pa.int64())).combine_chunks()
         entry = Entry(rows, entry.fetched_at, entry.whole, entry.final)
         size = rows.get_total_buffer_size()
@@ -241,9 +241,10 @@ class DiskStore:
                 path.unlink()
             return None
 
-    def put(self, key: StoreKey, entry: Entry) -> None:
+    def put(self, key: StoreKey, entry: Entry, *, replace: bool = False) -> None:
+        """Write the entry, unless (without `replace`) the file already holds as much."""
         path = self._path(key)
-        with contextlib.suppress(OSError):
+        if not replace:
             header = _read_header(path)
             if header is not None and _covers(header, entry):
                 return  # another process kept as much already: leave its file
@@ -334,12 +335,12 @@ class LayeredStore:
         if found is None:
             found = self.back.get(key, schema)
             if found is not None:
-                self.front.put(key, found)
+                self.front.put(key, found, compact=False)
         return found
 
-    def put(self, key: StoreKey, entry: Entry) -> None:
+    def put(self, key: StoreKey, entry: Entry, *, replace: bool = False) -> None:
         self.front.put(key, entry)
-        self.back.put(key, entry)
+        self.back.put(key, entry, replace=replace)
 
     def status(self, key: str) -> tuple[str, float] | None:
         return self.front.status(key) or self.back.status(key)

@@ -281,6 +281,37 @@ def test_cache_off_and_refresh(emu: Emulator) -> None:
     registration.close()
 
 
+def test_refresh_rewrites_the_files(emu: Emulator, tmp_path: Path) -> None:
+    runs = [r for r in pick_runs(emu) if 0 < r.step_count <= 100][:5]
+    con, registration = cached(emu, cache_dir=tmp_path)
+    load(con, runs)
+    want = steps(con)
+    entries = sorted(p for p in files(tmp_path) if p.suffix == ".arrow")
+    before = {p: p.stat().st_ino for p in entries}
+    assert steps(con) == want
+    assert {p: p.stat().st_ino for p in entries} == before  # nothing new: nothing written
+    assert steps(con, cache="refresh") == want
+    assert all(p.stat().st_ino != before[p] for p in entries)  # each replaced by a new file
+    registration.close()
+
+
+def test_runs_are_never_served_from_the_cache(emu: Emulator) -> None:
+    # Runs take metadata updates: every runs query goes to the API, while their statuses are learned.
+    runs = [r for r in pick_runs(emu) if r.step_count > 0][:8]
+    _, registration = cached(emu, final_after=0)
+    threads = sorted({r.thread_id for r in runs})
+    emu.reset()
+    for _ in range(2):
+        learn_statuses(registration, runs)
+        registration.client.fan_out([RUNS.bind_item({"thread_id": r.thread_id}, r.run_id) for r in runs])
+    buckets = emu.stats()["by_endpoint"]
+    assert sum(buckets["runs.list"].values()) == 2 * len(threads)
+    assert sum(buckets["runs.retrieve"].values()) == 2 * len(runs)
+    assert registration.client.cache is not None
+    assert registration.client.cache.info().finished >= 1
+    registration.close()
+
+
 def test_register_cache_false_fetches_every_time(emu: Emulator) -> None:
     runs = [r for r in pick_runs(emu) if 0 < r.step_count <= 100][:10]
     con, registration = connect(emu.base_url, cache=False)
