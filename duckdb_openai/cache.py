@@ -53,7 +53,6 @@ from duckdb_openai.cache_store import (
 )
 from duckdb_openai.errors import BadRequestError, ConfigurationError
 from duckdb_openai.resource import CacheMode, Lifecycle, Request, Resource
-from duckdb_openai.runs import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
     from duckdb_openai.config import Settings
@@ -61,7 +60,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CACHE_MODES",
-    "RUN_LIFECYCLE",
     "Cache",
     "check_cache_mode",
     "check_relations",
@@ -70,11 +68,6 @@ __all__ = [
 ]
 
 CACHE_MODES: tuple[CacheMode, ...] = ("on", "off", "refresh")
-
-#: The runs resource's lifecycle, for its declaration (`Resource(..., lifecycle=RUN_LIFECYCLE)`): a run in
-#: a terminal status is finished (its steps are final), but its metadata can still be updated, so runs
-#: themselves are never served from the cache.
-RUN_LIFECYCLE = Lifecycle("status", frozenset(TERMINAL_STATUSES), frozen=False)
 
 
 def check_cache_mode(value: object) -> CacheMode:

@@ -7,12 +7,14 @@ reference all derive from this tuple.
 
 from __future__ import annotations
 
+from duckdb_openai.cache import check_relations
 from duckdb_openai.resource import Resource
 from duckdb_openai.run_steps import RUN_STEPS
 
 __all__ = ["RESOURCES", "resource"]
 
 RESOURCES: tuple[Resource, ...] = (RUN_STEPS,)
+check_relations(RESOURCES)  # a parent relation that does not fit its parent fails at import
 
 _BY_NAME = {r.name: r for r in RESOURCES} | {r.item_name: r for r in RESOURCES}
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from duckdb_openai.assistants import TOOLS
+from duckdb_openai.resource import Lifecycle
 from duckdb_openai.schema import field, json_field, struct
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "LAST_ERROR_CODES",
     "RUNS_SCHEMA",
     "RUN_INCOMPLETE_REASONS",
+    "RUN_LIFECYCLE",
     "RUN_STATUSES",
     "TERMINAL_STATUSES",
     "USAGE",
@@ -134,3 +136,8 @@ RUNS_SCHEMA: pa.Schema = pa.schema(
         json_field("response_format", "Output format, JSON text: '\"auto\"' or an object."),
     ]
 )
+
+#: For the runs declaration (`Resource(..., lifecycle=RUN_LIFECYCLE)`, read by the cache): a run in a
+#: terminal status is finished, so its steps are final; its metadata can still be updated, so runs
+#: themselves are never served from the cache.
+RUN_LIFECYCLE = Lifecycle("status", frozenset(TERMINAL_STATUSES), frozen=False)

@@ -17,7 +17,7 @@ import httpx
 import pyarrow as pa
 import pytest
 
-from duckdb_openai.cache import RUN_LIFECYCLE, check_relations
+from duckdb_openai.cache import check_relations
 from duckdb_openai.cache_store import read_entry_file
 from duckdb_openai.emulator import Emulator
 from duckdb_openai.emulator.family import Family
@@ -25,7 +25,7 @@ from duckdb_openai.emulator.live import LiveConfig
 from duckdb_openai.resource import Key, Lifecycle, Parent, Resource, sort_option
 from duckdb_openai.resources import RESOURCES
 from duckdb_openai.run_steps import RUN_STEPS, RUN_STEPS_SCHEMA
-from duckdb_openai.runs import RUNS_SCHEMA
+from duckdb_openai.runs import RUN_LIFECYCLE, RUNS_SCHEMA
 from duckdb_openai.sql import Registration
 from tests.helpers import KEY, connect, list_requests
 
