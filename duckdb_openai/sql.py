@@ -281,6 +281,8 @@ def register(con: duckdb.DuckDBPyConnection, *, client: Client | None = None, **
     where DuckDB's source protocol is available, the catalog tables `openai.assistants.<resource>`.
 
     Keyword arguments configure the client (see `Client`); `api_key` falls back to OPENAI_API_KEY.
+    The client keeps what can no longer change (finished runs' steps) in memory, or in `cache_dir`
+    (falling back to DUCKDB_OPENAI_CACHE_DIR); `cache=False` turns that off (`cache.py`).
     Registering again on the same connection replaces the earlier registration. Cursors and other
     connections of the same database can be registered too (each needs its own `register`: DuckDB's
     macros are per connection).
