@@ -284,7 +284,11 @@ class DiskStore:
             if not lines:
                 return
             with contextlib.suppress(OSError):
-                _append(self.folder / _STATUS_LOG, "".join(lines).encode())
+                try:
+                    _append(self.folder / _STATUS_LOG, "".join(lines).encode())
+                except FileNotFoundError:  # the folder was cleared meanwhile: make it again, once
+                    _make_private_dirs(self.folder)
+                    _append(self.folder / _STATUS_LOG, "".join(lines).encode())
 
     def _read_log(self) -> None:
         path = self.folder / _STATUS_LOG
