@@ -17,6 +17,7 @@ import httpx
 import pyarrow as pa
 import pytest
 
+from duckdb_openai import ConfigurationError, Settings
 from duckdb_openai.cache import check_relations
 from duckdb_openai.cache_store import read_entry_file
 from duckdb_openai.emulator import Emulator
@@ -492,8 +493,6 @@ def test_relations_are_checked() -> None:
 
 
 def test_settings_are_checked(emu: Emulator, tmp_path: Path) -> None:
-    from duckdb_openai import ConfigurationError, Settings
-
     with pytest.raises(ConfigurationError, match="final_after"):
         Settings.resolve(api_key=KEY, final_after=-1)
     with pytest.raises(ConfigurationError, match="cache_max_bytes"):
@@ -502,14 +501,10 @@ def test_settings_are_checked(emu: Emulator, tmp_path: Path) -> None:
     assert Settings.resolve(api_key=KEY, env=env).cache_dir == str(tmp_path / "from-env")
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    with pytest.raises(duckdb_openai_error(), match="cannot use cache_dir"):
+    with pytest.raises(ConfigurationError, match="cannot use cache_dir"):
         connect(emu.base_url, cache=True, cache_dir=blocker / "below")
-
-
-def duckdb_openai_error() -> type[Exception]:
-    from duckdb_openai import ConfigurationError
-
-    return ConfigurationError
+    with pytest.raises(ConfigurationError, match="cache must be True or False"):
+        Settings.resolve(api_key=KEY, cache="yes")  # type: ignore[arg-type]
 
 
 # -- the command line -----------------------------------------------------------------------------------
