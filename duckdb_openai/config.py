@@ -178,6 +178,7 @@ class Settings:
             cache_dir = env.get(ENV_CACHE_DIR) or None
         if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
             raise ConfigurationError(f"cache_dir must be a path, not {cache_dir!r}")
+        folder = None if cache_dir is None else os.path.abspath(os.path.expanduser(os.fspath(cache_dir)))
         _check_number("final_after", final_after, low=0.0, high=10 * 365 * 86400.0)
         _check_int("cache_max_bytes", cache_max_bytes, low=0, high=1 << 50)
         return cls(
@@ -198,9 +199,7 @@ class Settings:
             retry_initial_delay=retry_initial_delay,
             retry_max_delay=retry_max_delay,
             cache=cache,
-            cache_dir=None
-            if cache_dir is None
-            else os.path.abspath(os.path.expanduser(os.fspath(cache_dir))),
+            cache_dir=folder,
             final_after=float(final_after),
             cache_max_bytes=cache_max_bytes,
         )
