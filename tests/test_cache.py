@@ -19,7 +19,7 @@ import pytest
 
 from duckdb_openai import ConfigurationError, Settings
 from duckdb_openai.cache import check_relations
-from duckdb_openai.cache_store import read_entry_file
+from duckdb_openai.cache_store import DiskStore, Entry, MemoryStore, StoreKey, read_entry_file
 from duckdb_openai.emulator import Emulator
 from duckdb_openai.emulator.family import Family
 from duckdb_openai.emulator.live import LiveConfig
@@ -337,6 +337,20 @@ def test_memory_is_bounded(emu: Emulator) -> None:
     registration.close()
 
 
+def test_memory_drops_the_least_recently_used_first() -> None:
+    store = MemoryStore(max_bytes=1 << 20)
+    rows = pa.table({"id": pa.array(["step_" + "x" * 1000] * 100)})
+    size = rows.get_total_buffer_size()
+    store.max_bytes = 2 * size + size // 2  # room for two
+    keys = [StoreKey("ns", f"run_steps/list?run_id=run_{k}|") for k in range(3)]
+    store.put(keys[0], Entry(rows, 0.0, True, True))
+    store.put(keys[1], Entry(rows, 0.0, True, True))
+    assert store.get(keys[0], rows.schema) is not None  # 0 is now the most recently used
+    store.put(keys[2], Entry(rows, 0.0, True, True))
+    assert [store.get(k, rows.schema) is not None for k in keys] == [True, False, True]
+    assert store.info().entries == 2 and 0 < store.info().bytes <= store.max_bytes
+
+
 # -- on disk --------------------------------------------------------------------------------------------
 
 
@@ -401,16 +415,33 @@ def test_a_corrupt_entry_is_dropped_and_fetched_again(emu: Emulator, tmp_path: P
     registration.close()
 
 
+def test_the_status_log_ignores_torn_and_damaged_lines(tmp_path: Path) -> None:
+    writer = DiskStore(tmp_path, "scope")
+    writer.learn([("runs\tthread_a\trun_1", "completed", 1.0), ("runs\tthread_a\trun_2", "failed", 2.0)])
+    log = tmp_path / "cache-v1" / "scope" / "statuses.log"
+    lines = log.read_bytes().splitlines(keepends=True)
+    damaged = lines[1].replace(b"failed", b"falied")  # its CRC no longer matches
+    log.write_bytes(lines[0] + damaged + b"runs\tthread_a\trun_3\tcompleted\t3.0")  # a torn last line
+    reader = DiskStore(tmp_path, "scope")
+    assert reader.status("runs\tthread_a\trun_1") == ("completed", 1.0)
+    assert reader.status("runs\tthread_a\trun_2") is None
+    assert reader.status("runs\tthread_a\trun_3") is None
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+
+
 _WRITER = textwrap.dedent(
     """
     import sys, duckdb, duckdb_openai
+    from tests.test_cache import RUNS
     base_url, folder, *pairs = sys.argv[1:]
     con = duckdb.connect()
-    duckdb_openai.register(con, api_key="sk-test-writer", base_url=base_url, cache_dir=folder,
-                           progress=False)
+    registration = duckdb_openai.register(con, api_key="sk-test-writer", base_url=base_url,
+                                          cache_dir=folder, final_after=0, progress=False)
     con.execute("CREATE TABLE my_runs(thread_id VARCHAR, run_id VARCHAR)")
     con.executemany("INSERT INTO my_runs VALUES (?, ?)", [p.split(",") for p in pairs])
+    threads = sorted({p.split(",")[0] for p in pairs})
     for _ in range(3):
+        registration.client.fan_out([RUNS.bind_list({"thread_id": t}) for t in threads])
         con.execute("SELECT count(*) FROM my_runs r, run_steps(r.thread_id, r.run_id, cache := 'refresh') s")
     """
 )
@@ -420,7 +451,9 @@ def test_two_processes_writing_one_folder_lose_nothing(emu: Emulator, tmp_path: 
     runs = [r for r in emu.dataset.runs if 0 < r.step_count <= 100][:60]
     status = statuses(emu, runs)
     runs = [r for r in runs if status[r.run_id] in TERMINAL]
-    # Overlapping halves, each refreshed three times at once: every entry is written by both.
+    # Overlapping halves, each refreshed three times at once: every entry is written by both, and both
+    # append the finished runs they learn to one status log. Without final_after, only those statuses
+    # make the entries final.
     halves = [runs[: 2 * len(runs) // 3], runs[len(runs) // 3 :]]
     processes = [
         subprocess.Popen(
@@ -438,13 +471,18 @@ def test_two_processes_writing_one_folder_lose_nothing(emu: Emulator, tmp_path: 
     ]
     for process in processes:
         assert process.wait(120) == 0
-    con, registration = cached(emu, cache_dir=tmp_path)
+    con, registration = cached(emu, cache_dir=tmp_path, final_after=0)
     load(con, runs)
     emu.reset()
     got = steps(con)
     assert list_requests(emu) == 0  # every run was kept, whole and final
     assert got == steps(con, cache="off")
     assert not [p for p in files(tmp_path) if p.name.endswith(".tmp")]
+    threads = {r.thread_id for r in runs}
+    family = Family(emu.dataset)
+    finished = [run for t in threads for run in family.runs(t) if run["status"] in TERMINAL]
+    assert registration.client.cache is not None
+    assert registration.client.cache.info().finished == len(finished)
     registration.close()
 
 
