@@ -339,11 +339,11 @@ def test_memory_is_bounded(emu: Emulator) -> None:
 
 def test_memory_drops_the_least_recently_used_first() -> None:
     store = MemoryStore(max_bytes=1 << 20)
-    rows = pa.table({"id": pa.array(["step_" + "x" * 1000] * 100)})
-    size = rows.get_total_buffer_size()
-    store.max_bytes = 2 * size + size // 2  # room for two
+    rows = pa.table({"id": pa.array([f"step_{k:04d}" for k in range(100)])})
     keys = [StoreKey("ns", f"run_steps/list?run_id=run_{k}|") for k in range(3)]
     store.put(keys[0], Entry(rows, 0.0, True, True))
+    size = store.info().bytes
+    store.max_bytes = 2 * size + size // 2  # room for two
     store.put(keys[1], Entry(rows, 0.0, True, True))
     assert store.get(keys[0], rows.schema) is not None  # 0 is now the most recently used
     store.put(keys[2], Entry(rows, 0.0, True, True))
