@@ -7,6 +7,10 @@ Two kinds of facts are stored (`cache.py` decides what they are):
   moving; one retrieved step), with when they were fetched and whether the list is final;
 - statuses: a parent object (a run) seen in a terminal status, and when that was learned.
 
+In memory (`MemoryStore`), an entry is kept as LZ4-compressed Arrow IPC messages rather than as a table:
+what it holds is what it weighs, so `cache_max_bytes` bounds the memory it takes. With a `cache_dir`,
+a memory store sits in front of the disk (`LayeredStore`): a process reads each file once.
+
 On disk (`DiskStore`), under `<cache_dir>/cache-v1/<scope>/`, where the scope is a hash of the base URL,
 organization and project (never of the key)::
 
