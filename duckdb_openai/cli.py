@@ -10,6 +10,8 @@
     $ duckdb-openai query --database runs.duckdb \\
     >     "SELECT r.customer, s.* FROM my_runs r, run_steps(r.thread_id, r.run_id) s"
     $ duckdb-openai emulator --port 8000        # the same as python -m duckdb_openai.emulator
+    $ duckdb-openai cache info                  # entries, runs, bytes and location of the disk cache
+    $ duckdb-openai cache clear
 
 `query` opens DuckDB (in memory, or `--database FILE` so the SQL can join that file's tables), registers
 the package on it (key and base URL from OPENAI_API_KEY, OPENAI_BASE_URL and the other variables
@@ -25,6 +27,10 @@ order and the last one's result is written. Formats:
 
 Without `--output`, csv and json are written by DuckDB to a temporary file that is then copied to
 stdout, so a shell's `>>` appends rather than DuckDB truncating what stdout points at.
+
+`cache info` and `cache clear` act on the cache directory (`--cache-dir`, else
+$DUCKDB_OPENAI_CACHE_DIR); `query` keeps its cache there too when one is set, else in memory for the one
+query.
 
 Errors print one line, `error: ...`, on stderr: exit status 1, or 2 for a wrong command line. Ctrl-C
 cancels the query's requests and prints `interrupted`: exit status 130, as shells report SIGINT.
@@ -50,6 +56,8 @@ import duckdb
 import typer
 
 from duckdb_openai._version import __version__
+from duckdb_openai.cache_store import clear_folder, folder_info
+from duckdb_openai.config import ENV_CACHE_DIR
 from duckdb_openai.errors import DuckDBOpenAIError
 from duckdb_openai.runtime import interrupted
 from duckdb_openai.sql import register
@@ -293,6 +301,56 @@ def emulator(ctx: typer.Context) -> None:
     except ImportError as exc:
         raise _fail(f"the emulator needs its extra: pip install 'duckdb-openai[emulator]' ({exc})") from None
     raise typer.Exit(emulator_main(list(ctx.args), prog="duckdb-openai emulator"))
+
+
+cache_app = typer.Typer(
+    name="cache",
+    help="The disk cache of data that can no longer change (finished runs' steps).",
+    no_args_is_help=True,
+)
+app.add_typer(cache_app)
+
+_CACHE_DIR_OPTION = typer.Option(
+    "--cache-dir", help=f"The cache directory (default: ${ENV_CACHE_DIR}).", show_default=False
+)
+
+
+def _cache_dir(given: Path | None) -> Path:
+    if given is not None:
+        return given
+    if os.environ.get(ENV_CACHE_DIR):
+        return Path(os.environ[ENV_CACHE_DIR])
+    raise _fail(
+        f"no cache directory: pass --cache-dir DIR or set {ENV_CACHE_DIR} (without one, each client "
+        "keeps its cache in memory, and it goes with the process)"
+    )
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"  # pragma: no cover
+
+
+@cache_app.command("info")
+def cache_info(cache_dir: Annotated[Path | None, _CACHE_DIR_OPTION] = None) -> None:
+    """Print what the disk cache holds: entries, runs, bytes and its location."""
+    info = folder_info(_cache_dir(cache_dir))
+    typer.echo(f"location  {info.location}")
+    typer.echo(f"entries   {info.entries}")
+    typer.echo(f"runs      {info.runs} with steps kept, {info.finished} known finished")
+    typer.echo(f"bytes     {info.bytes} ({_size(info.bytes)})")
+
+
+@cache_app.command("clear")
+def cache_clear(cache_dir: Annotated[Path | None, _CACHE_DIR_OPTION] = None) -> None:
+    """Remove everything the cache keeps in its directory (nothing else in it)."""
+    folder = _cache_dir(cache_dir)
+    freed = clear_folder(folder)
+    typer.echo(f"cleared {folder} ({_size(freed)} freed)")
 
 
 def main() -> None:

@@ -26,6 +26,8 @@ from duckdb_openai.errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_CACHE_MAX_BYTES",
+    "DEFAULT_FINAL_AFTER",
     "DEFAULT_MAX_CONCURRENCY",
     "DEFAULT_MAX_PAGES",
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -55,6 +57,10 @@ DEFAULT_MAX_WAIT = 60.0
 #: The most a response may hold once decoded (decompressed). A page of 100 run steps with file-search
 #: content is a few MB; this bounds memory against a server sending far more (or a gzip bomb).
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+#: The in-memory cache's bound: 1 GiB of Arrow data, least recently used dropped first.
+DEFAULT_CACHE_MAX_BYTES = 1 << 30
+#: A run whose steps are all terminal, the newest older than this when fetched, is assumed finished.
+DEFAULT_FINAL_AFTER = 24 * 3600.0
 
 ENV_API_KEY = "OPENAI_API_KEY"
 ENV_BASE_URL = "OPENAI_BASE_URL"
@@ -63,6 +69,7 @@ ENV_PROJECT = "OPENAI_PROJECT_ID"
 ENV_API_VERSION = "OPENAI_API_VERSION"
 ENV_CA_FILE = "SSL_CERT_FILE"
 ENV_CA_DIR = "SSL_CERT_DIR"
+ENV_CACHE_DIR = "DUCKDB_OPENAI_CACHE_DIR"
 
 OnError = Literal["raise", "skip"]
 Progress = Literal["auto", "on", "off"]
@@ -161,6 +168,12 @@ class Settings:
     verify: bool | ssl.SSLContext = True
     ca_file: str | None = None
     ca_dir: str | None = None
+    #: Keep what can no longer change (`cache.py`); in memory, or in `cache_dir` when set.
+    cache: bool = True
+    cache_dir: str | None = None
+    #: Seconds after which a run whose steps are all terminal is assumed finished; 0: never assume.
+    final_after: float = DEFAULT_FINAL_AFTER
+    cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES
 
     @classmethod
     def resolve(
@@ -188,6 +201,10 @@ class Settings:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         proxy: str | bool | None = None,
         verify: bool | str | ssl.SSLContext = True,
+        cache: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
+        final_after: float = DEFAULT_FINAL_AFTER,
+        cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES,
         env: Mapping[str, str] | None = None,
         **unknown: Any,
     ) -> Settings:
@@ -245,6 +262,15 @@ class Settings:
         _check_number("max_wait", max_wait, low=0.0, high=86_400.0)
         _check_int("max_response_bytes", max_response_bytes, low=1024, high=2**40)
         ca_file, ca_dir, verify_mode = _resolve_verify(verify, env, base_url)
+        if not isinstance(cache, bool):
+            raise ConfigurationError(f"cache must be True or False, not {cache!r}")
+        if cache_dir is None:
+            cache_dir = env.get(ENV_CACHE_DIR) or None
+        if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+            raise ConfigurationError(f"cache_dir must be a path, not {cache_dir!r}")
+        folder = None if cache_dir is None else os.path.abspath(os.path.expanduser(os.fspath(cache_dir)))
+        _check_number("final_after", final_after, low=0.0, high=10 * 365 * 86400.0)
+        _check_int("cache_max_bytes", cache_max_bytes, low=0, high=1 << 50)
         return cls(
             api_key=None if api_key is None else Secret(api_key),
             token_provider=None if token_provider is None else Secret(token_provider),
@@ -270,6 +296,10 @@ class Settings:
             verify=verify_mode,
             ca_file=ca_file,
             ca_dir=ca_dir,
+            cache=cache,
+            cache_dir=folder,
+            final_after=float(final_after),
+            cache_max_bytes=cache_max_bytes,
         )
 
     @classmethod

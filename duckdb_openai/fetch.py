@@ -25,7 +25,7 @@ import logging
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -34,6 +34,9 @@ from duckdb_openai.convert import Page, PageDecoder
 from duckdb_openai.errors import DuckDBOpenAIError, FetchError, ResponseFormatError, RunFetchError
 from duckdb_openai.pagination import Cursor, PageBudget
 from duckdb_openai.resource import Request, Resource
+
+if TYPE_CHECKING:
+    from duckdb_openai.cache import Cache
 
 __all__ = ["FetchOutcome", "Fetcher"]
 
@@ -84,9 +87,11 @@ class Fetcher:
     """Fetches one resource over an ApiClient (which may serve other resources' fetchers too, sharing its
     pool and budget); use it on the client's event loop. It takes validated `Request`s only."""
 
-    def __init__(self, client: ApiClient, resource: Resource) -> None:
+    def __init__(self, client: ApiClient, resource: Resource, cache: Cache | None = None) -> None:
         self.client = client
         self.resource = resource
+        #: `table` and `item` go through it (`cache.py`); `pages` streams without it.
+        self.cache = cache
         self.decoder = PageDecoder(resource.schema, id_column=resource.item_column)
         self._decoding = _DecodeQueue(self.decoder)
 
@@ -227,14 +232,37 @@ class Fetcher:
                 yield _reverse(batch)
 
     async def table(self, request: Request) -> pa.Table:
-        """Every row of the list `request` as one table of the schema."""
+        """Every row of the list `request` as one table of the schema (through the cache, if any)."""
+        if self.cache is not None:
+            return await self.cache.table(self, request)
+        return await self.fetch_table(request)
+
+    async def item(self, request: Request) -> pa.Table:
+        """The one object of the item `request`, as a one-row table (through the cache, if any)."""
+        if self.cache is not None:
+            return await self.cache.item(self, request)
+        return await self.fetch_item(request)
+
+    async def fetch_after(self, request: Request, after: str) -> pa.Table:
+        """Every row of the list `request` after the id `after`, ascending: one chain of pages (the
+        cache's request for what follows the rows it keeps)."""
+        cursor = Cursor("asc", after=after)
+        budget = PageBudget(self.client.settings.max_pages)
+        batches = []
+        while not cursor.done:
+            page = await self._page(request.path, request.params, cursor, budget)
+            batches.append(page.batch)
+        return pa.Table.from_batches(batches, schema=self.resource.schema)
+
+    async def fetch_table(self, request: Request) -> pa.Table:
+        """Every row of the list `request` as one table of the schema, from the API."""
         both_ends = self.client.settings.both_ends
         batches = [batch async for batch in self.pages(request, both_ends=both_ends)]
         return pa.Table.from_batches(batches, schema=self.resource.schema)
 
-    async def item(self, request: Request) -> pa.Table:
-        """The one object of the item `request`, as a one-row table; an answer about another object is a
-        ResponseFormatError."""
+    async def fetch_item(self, request: Request) -> pa.Table:
+        """The one object of the item `request`, as a one-row table, from the API; an answer about
+        another object is a ResponseFormatError."""
         body = await self.client.get(request.path, request.params)
         if len(body) > THREAD_BYTES:
             batch = await asyncio.to_thread(self.decoder.decode_object, body)

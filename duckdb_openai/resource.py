@@ -35,9 +35,12 @@ __all__ = [
     "ENGINE_OPTIONS",
     "ID_PATTERN",
     "SQL_RESERVED",
+    "CacheMode",
     "Filter",
     "Key",
+    "Lifecycle",
     "Option",
+    "Parent",
     "Request",
     "Resource",
     "check_id",
@@ -54,6 +57,7 @@ ENGINE_OPTIONS: tuple[tuple[str, str], ...] = (
     ("on_error", "VARCHAR"),
     ("max_concurrency", "BIGINT"),
     ("progress", "VARCHAR"),
+    ("cache", "VARCHAR"),
 )
 
 #: DuckDB's reserved words (`duckdb_keywords()` where keyword_category = 'reserved'; a test keeps this in
@@ -142,6 +146,8 @@ SQL_RESERVED = frozenset(
 OptionValue = str | bool | int
 Order = Literal["asc", "desc"]
 _Rows = TypeVar("_Rows", pa.RecordBatch, pa.Table)
+#: A query's use of the cache (`cache.py`): read and fill it, bypass it, or fetch everything and replace.
+CacheMode = Literal["on", "off", "refresh"]
 
 
 @dataclass(frozen=True)
@@ -216,6 +222,35 @@ class Filter:
 
 
 @dataclass(frozen=True)
+class Lifecycle:
+    """How an object's status column tells that it is finished (what the cache may keep; `cache.py`).
+
+    `frozen`: a finished object never changes at all (no endpoint modifies a run step), so it may be
+    served from the cache forever. Otherwise (a run takes metadata updates) only its status is final:
+    the object itself is fetched again, but a finished parent proves its children's list complete.
+    """
+
+    column: str
+    terminal: frozenset[str]
+    frozen: bool
+    #: The creation-time column: how old the newest object of a list is.
+    created: str = "created_at"
+
+
+@dataclass(frozen=True)
+class Parent:
+    """The resource whose one object owns each list of this resource, and how the keys map to it.
+
+    Run steps' keys (thread_id, run_id) are a runs row's (thread_id, id): a finished run gets no new
+    steps. `columns` pairs each key of this resource with the parent's column, in the order of the
+    parent's keys then its item column.
+    """
+
+    resource: str
+    columns: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class Option:
     """A query option: its SQL and Python name, the API parameter it becomes, and its allowed values."""
 
@@ -274,6 +309,8 @@ class Request:
     item_id: str | None = None
     #: This row's `on_error` when it differs from the query's (a LATERAL row may set its own).
     on_error: str | None = None
+    #: This row's use of the cache; None: the client's setting ('on' unless the cache is off).
+    cache: CacheMode | None = None
 
     @property
     def is_item(self) -> bool:
@@ -346,6 +383,10 @@ class Resource:
     catalog_schema: str = "assistants"
     catalog_table: str = ""
     doc: str = ""
+    #: Which status ends an object's changes (None: the cache never keeps this resource's rows).
+    lifecycle: Lifecycle | None = None
+    #: The resource owning each list (run steps: runs), whose finished status proves the list complete.
+    parent: Parent | None = None
     options_by_name: Mapping[str, Option] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -395,6 +436,17 @@ class Resource:
             fail(f"parameter names {reserved} are reserved words in SQL")
         if self.path is not None and self.order_option not in self.options_by_name:
             fail(f"its order option {self.order_option!r} is not one of its options")
+        if self.lifecycle is not None:
+            column = self.lifecycle.column
+            if column not in names or not pa.types.is_string(self.schema.field(column).type):
+                fail(f"its lifecycle's status column {column!r} is not a string column of its schema")
+            if not self.lifecycle.terminal:
+                fail("its lifecycle names no terminal status")
+            created = self.lifecycle.created
+            if created not in names or not pa.types.is_timestamp(self.schema.field(created).type):
+                fail(f"its lifecycle's creation column {created!r} is not a timestamp column of its schema")
+        if self.parent is not None and [k for k, _ in self.parent.columns] != key_names:
+            fail(f"its parent relation must map exactly its keys {key_names}, in order")
 
     # -- binding user input -------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ reference all derive from this tuple.
 from __future__ import annotations
 
 from duckdb_openai.assistants import ASSISTANTS
+from duckdb_openai.cache import check_relations
 from duckdb_openai.chat_completions import CHAT_COMPLETION_MESSAGES, CHAT_COMPLETIONS
 from duckdb_openai.conversations import CONVERSATION_ITEMS, CONVERSATIONS
 from duckdb_openai.messages import MESSAGES
@@ -33,6 +34,7 @@ RESOURCES: tuple[Resource, ...] = (
     CHAT_COMPLETIONS,
     CHAT_COMPLETION_MESSAGES,
 )
+check_relations(RESOURCES)  # a parent relation that does not fit its parent fails at import
 
 _BY_NAME = {r.name: r for r in RESOURCES} | {r.item_name: r for r in RESOURCES}
 

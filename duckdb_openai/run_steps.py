@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from duckdb_openai.resource import Key, Option, OptionValue, Resource, sort_option
+from duckdb_openai.resource import Key, Lifecycle, Option, OptionValue, Parent, Resource, sort_option
 from duckdb_openai.schema import field, struct
 
-__all__ = ["FILE_SEARCH_CONTENT", "RUN_STEPS", "RUN_STEPS_SCHEMA", "STEP_STATUSES", "TOOL_CALL_TYPES"]
+__all__ = [
+    "FILE_SEARCH_CONTENT",
+    "RUN_STEPS",
+    "RUN_STEPS_SCHEMA",
+    "STEP_STATUSES",
+    "STEP_TERMINAL_STATUSES",
+    "TOOL_CALL_TYPES",
+]
 
 FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 STEP_STATUSES = ("in_progress", "cancelled", "failed", "completed", "expired")
+#: A step in one of these never changes again: the API has no endpoint that modifies a run step.
+STEP_TERMINAL_STATUSES = ("cancelled", "failed", "completed", "expired")
 TOOL_CALL_TYPES = ("function", "code_interpreter", "file_search")
 
 _S = pa.string()
@@ -136,4 +145,6 @@ RUN_STEPS = Resource(
         ),
     ),
     doc="Steps of an Assistants run: GET /threads/{thread_id}/runs/{run_id}/steps",
+    lifecycle=Lifecycle("status", frozenset(STEP_TERMINAL_STATUSES), frozen=True),
+    parent=Parent("runs", (("thread_id", "thread_id"), ("run_id", "id"))),
 )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from duckdb_openai.assistants import TOOLS
-from duckdb_openai.resource import Key, Resource, sort_option
+from duckdb_openai.resource import Key, Lifecycle, Resource, sort_option
 from duckdb_openai.schema import field, json_field, struct
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "RUNS",
     "RUNS_SCHEMA",
     "RUN_INCOMPLETE_REASONS",
+    "RUN_LIFECYCLE",
     "RUN_STATUSES",
     "TERMINAL_STATUSES",
     "USAGE",
@@ -137,6 +138,9 @@ RUNS_SCHEMA: pa.Schema = pa.schema(
     ]
 )
 
+#: A run in a terminal status is finished, so its steps are final (the cache reads this); its metadata
+#: can still be updated, so runs themselves are never served from the cache.
+RUN_LIFECYCLE = Lifecycle("status", frozenset(TERMINAL_STATUSES), frozen=False)
 
 RUNS = Resource(
     name="runs",
@@ -147,5 +151,6 @@ RUNS = Resource(
     item_path_template="threads/{thread_id}/runs/{run_id}",
     schema=RUNS_SCHEMA,
     options=(sort_option("runs"),),
+    lifecycle=RUN_LIFECYCLE,
     doc="Runs of an Assistants thread: GET /threads/{thread_id}/runs",
 )

@@ -17,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from duckdb_openai.cache import Cache
 from duckdb_openai.client import ApiClient, RequestStats
 from duckdb_openai.config import Progress, Settings, check_on_error, check_progress
 from duckdb_openai.errors import ConfigurationError
@@ -44,10 +45,14 @@ class Client:
     Keyword arguments are those of `Settings.resolve`: api_key (or token_provider), base_url,
     organization, project, api_version, timeout, max_retries, max_concurrency, requests_per_second, http2,
     both_ends, on_error, progress, allow_insecure_http, max_wait, max_response_bytes, max_pages, proxy,
-    verify."""
+    verify, cache, cache_dir, final_after, cache_max_bytes.
+
+    `cache` is what the client keeps of data that can no longer change (`cache.py`): in memory by default,
+    in `cache_dir` when given, None with `cache=False`; it outlives the idle close."""
 
     def __init__(self, *, settings: Settings | None = None, **kwargs: Any) -> None:
         self.settings = settings if settings is not None else Settings.resolve(**kwargs)
+        self.cache: Cache | None = Cache.for_settings(self.settings)
         self._lock = threading.Lock()
         self._loop: LoopThread | None = None
         self._api: ApiClient | None = None
@@ -105,7 +110,7 @@ class Client:
             fetcher = self._fetchers.get(resource.name)
             if fetcher is None:
                 assert self._api is not None
-                fetcher = self._fetchers[resource.name] = Fetcher(self._api, resource)
+                fetcher = self._fetchers[resource.name] = Fetcher(self._api, resource, self.cache)
             return self._loop, fetcher
 
     @property
@@ -157,6 +162,8 @@ class Client:
                             batch = loop.run(_next(agen), scope)
                         except StopAsyncIteration:
                             return
+                        if self.cache is not None and request.cache != "off":
+                            self.cache.observe(request.resource, batch)  # a run's status, if finished
                         yield request.with_keys(batch)
             finally:
                 if loop.alive:

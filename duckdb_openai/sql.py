@@ -6,14 +6,16 @@ unnests it into rows and columns. DuckDB hands the function up to 2,048 input ro
 where the concurrency across a LATERAL join comes from. For each resource (see `resources.py`)::
 
     <name>(keys..., filters := NULL, options := defaults, on_error := NULL, max_concurrency := NULL,
-           progress := NULL)                                  the list, if the API can list it
-    <item_name>(keys..., item_id, item options, on_error := NULL)   one object
+           progress := NULL, cache := NULL)                   the list, if the API can list it
+    <item_name>(keys..., item_id, item options, on_error := NULL, cache := NULL)   one object
 
 e.g. `run_steps(thread_id, run_id, sort := 'asc', include_content := false)`, `runs(thread_id)`,
 `messages(thread_id, run_id := NULL)`, `thread(thread_id)`.
 
 Every argument may differ from row to row of a LATERAL join (each row's `on_error` is its own), except
 `max_concurrency` and `progress`, which govern the whole call and must be the same in every row.
+`cache` is 'on' (NULL: the default), 'off' or 'refresh' (`cache.py`); `register(con, cache=False)`
+turns the cache off whatever a query asks.
 
 A macro's call with constant arguments still fetches the whole list before the first row: DuckDB
 expands a macro before it plans, so the macro cannot tell a constant argument from a column, and a
@@ -39,6 +41,7 @@ import duckdb
 import duckdb.func as duckdb_func
 import pyarrow as pa
 
+from duckdb_openai.cache import check_cache_mode
 from duckdb_openai.config import check_on_error
 from duckdb_openai.errors import ConfigurationError
 from duckdb_openai.resource import ENGINE_OPTIONS, Request, Resource
@@ -134,7 +137,7 @@ class _Binder:
         keys_columns = columns[: len(self.keys)]
         rest = columns[len(self.keys) :]
         filter_columns, rest = rest[: len(self.filters)], rest[len(self.filters) :]
-        option_columns, (on_error, max_concurrency, progress) = (
+        option_columns, (on_error, max_concurrency, progress, cache) = (
             rest[: len(self.options)],
             rest[len(self.options) :],
         )
@@ -153,7 +156,7 @@ class _Binder:
                 if column[row] is not None
             }
             request = self.resource.bind_list(keys, options)
-            requests.append(_with_on_error(request, on_error[row]))
+            requests.append(_with_row_options(request, on_error[row], cache[row]))
         limit = _one_value("max_concurrency", max_concurrency)
         tables = self.client.fan_out(
             requests,
@@ -167,8 +170,8 @@ class _Binder:
         columns = [a.to_pylist() for a in arrays]
         keys_columns = columns[: len(self.keys)]
         item_column = columns[len(self.keys)]
-        option_columns = columns[len(self.keys) + 1 : -1]
-        on_error = columns[-1]
+        option_columns = columns[len(self.keys) + 1 : -2]
+        on_error, cache = columns[-2], columns[-1]
         requests: list[Request | None] = []
         for row in range(len(item_column)):
             keys = {name: column[row] for name, column in zip(self.keys, keys_columns, strict=True)}
@@ -182,7 +185,7 @@ class _Binder:
                 if column[row] is not None
             }
             request = self.resource.bind_item(keys, item, options)
-            requests.append(_with_on_error(request, on_error[row]))
+            requests.append(_with_row_options(request, on_error[row], cache[row]))
         tables = self.client.fan_out(requests, progress="off", owner=self.owner)
         return _list_array(tables, self.list_type)
 
@@ -221,16 +224,18 @@ class _Binder:
         if not resource.retrievable:
             return functions, macros
         item_key = resource.item_key.name
-        params = [*self.keys, item_key, *self.item_options, "on_error"]
+        params = [*self.keys, item_key, *self.item_options, "on_error", "cache"]
         types = [
             *(["VARCHAR"] * (len(self.keys) + 1)),
             *(by_name[o].sql_type for o in self.item_options),
+            "VARCHAR",
             "VARCHAR",
         ]
         self._function(con, self.item_function, self.item_rows, params, types, list_sql_type)
         named = [
             *(f"{o} := {_sql_literal(by_name[o].default)}" for o in self.item_options),
             "on_error := NULL",
+            "cache := NULL",
         ]
         self._macro(con, resource.item_name, [*self.keys, item_key, *named], self.item_function, params)
         functions.append(self.item_function)
@@ -266,9 +271,15 @@ class _Binder:
         )
 
 
-def _with_on_error(request: Request, value: object) -> Request:
-    """`request` with a row's own on_error (None keeps the call's)."""
-    return request if value is None else replace(request, on_error=check_on_error(str(value)))
+def _with_row_options(request: Request, on_error: object, cache: object) -> Request:
+    """`request` with a row's own on_error and cache mode (None keeps the call's)."""
+    if on_error is None and cache is None:
+        return request
+    return replace(
+        request,
+        on_error=None if on_error is None else check_on_error(str(on_error)),
+        cache=None if cache is None else check_cache_mode(cache),
+    )
 
 
 def register(con: duckdb.DuckDBPyConnection, *, client: Client | None = None, **kwargs: Any) -> Registration:
@@ -276,6 +287,8 @@ def register(con: duckdb.DuckDBPyConnection, *, client: Client | None = None, **
     where DuckDB's source protocol is available, the catalog tables `openai.assistants.<resource>`.
 
     Keyword arguments configure the client (see `Client`); `api_key` falls back to OPENAI_API_KEY.
+    The client keeps what can no longer change (finished runs' steps) in memory, or in `cache_dir`
+    (falling back to DUCKDB_OPENAI_CACHE_DIR); `cache=False` turns that off (`cache.py`).
     Registering again on the same connection replaces the earlier registration. Cursors and other
     connections of the same database can be registered too (each needs its own `register`: DuckDB's
     macros are per connection).

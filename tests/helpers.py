@@ -61,6 +61,8 @@ def connect(base_url: str, **kwargs: Any) -> tuple[duckdb.DuckDBPyConnection, du
         "retry_initial_delay": 0.01,
         "retry_max_delay": 0.05,
         "progress": "off",
+        # These tests measure fetching; tests/test_cache.py turns the cache on.
+        "cache": False,
     }
     settings.update(kwargs)
     return con, duckdb_openai.register(con, **settings)

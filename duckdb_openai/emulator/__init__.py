@@ -8,7 +8,8 @@
 Modules: :mod:`.data` (the ground truth: runs and steps), :mod:`.family` (assistants, threads,
 runs and messages derived from them), :mod:`.app` (the ASGI app and its rules),
 :mod:`.paging`, :mod:`.errors`, :mod:`.faults`, :mod:`.ratelimit`, :mod:`.stats`,
-:mod:`.settings`, :mod:`.server` (thread / process / foreground), :mod:`.cli`.
+:mod:`.settings`, :mod:`.server` (thread / process / foreground), :mod:`.cli`, :mod:`.live` (runs
+that progress in real time, ``--live N``).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ bucket::
     GET /v1/responses/..., /v1/conversations/..., /v1/chat/completions...   see :mod:`.successors`
     GET  /_emulator/stats | /_emulator/requests?limit=N | /_emulator/faults | /_emulator/health
     POST /_emulator/faults | /_emulator/reset
+    GET  /_emulator/live | POST /_emulator/live {"advance_s": X}    the live runs (:mod:`.live`)
 
 The run-steps buckets keep their names ``list`` and ``retrieve``; any other path is ``other``. Runs,
 messages, assistants and threads come from :class:`~.family.Family`, derived from the same runs and
@@ -79,6 +80,7 @@ from .data import INCLUDE_FILE_SEARCH_CONTENT, Dataset, RunInfo, SerializedRun
 from .errors import ApiError
 from .family import Family, Listing, ThreadData
 from .faults import ERROR_KINDS, Fault, FaultInjector, ScriptedFault
+from .live import LiveRuns, parse_advance
 from .paging import Order, select_page
 from .ratelimit import UNLIMITED_RATE, Decision, TokenBucket
 from .settings import EmulatorSettings
@@ -156,6 +158,12 @@ class EmulatorApp:
         self.dataset = dataset
         self.family = Family(dataset)
         self.successors = Successors(settings.seed)
+        #: Runs progressing in real time, in a thread of their own (``--live N``); None without.
+        self.live = (
+            LiveRuns(settings.seed, settings.live, assistant_ids=dataset.assistant_ids)
+            if settings.live.runs
+            else None
+        )
         self.stats = StatsRecorder()
         self.faults = FaultInjector(settings.seed, settings.fault_rate, settings.slow_ms)
         self.bucket = TokenBucket(settings.rate_limit if settings.rate_limit is not None else UNLIMITED_RATE)
@@ -195,6 +203,7 @@ class EmulatorApp:
                 Route("/_emulator/requests", self._requests, methods=["GET"]),
                 Route("/_emulator/faults", self._faults, methods=["GET", "POST"]),
                 Route("/_emulator/reset", self._reset, methods=["POST"]),
+                Route("/_emulator/live", self._live, methods=["GET", "POST"]),
             ],
             redirect_slashes=False,
         )
@@ -349,6 +358,8 @@ class EmulatorApp:
     async def _find_run(self, request: Request) -> tuple[RunInfo, SerializedRun] | ApiError:
         thread_id = request.path_params["thread_id"]
         run_id = request.path_params["run_id"]
+        if self.live is not None and self.live.has_thread(thread_id):
+            return self.live.find_run(thread_id, run_id)
         if not self.dataset.has_thread(thread_id):
             return errors.api_error(404, f"No thread found with id '{thread_id}'.")
         run = self.dataset.run(thread_id, run_id)
@@ -408,6 +419,8 @@ class EmulatorApp:
         if early is not None:
             return _error_response(early)
         thread_id = request.path_params["thread_id"]
+        if self.live is not None and self.live.has_thread(thread_id):
+            return Response(self.live.thread_body(), media_type=_JSON)
         body = self.family.thread_body(thread_id)
         if body is None:
             return _error_response(errors.api_error(404, f"No thread found with id '{thread_id}'."))
@@ -429,6 +442,8 @@ class EmulatorApp:
 
     async def _thread_data(self, request: Request) -> ThreadData | ApiError:
         thread_id = request.path_params["thread_id"]
+        if self.live is not None and self.live.has_thread(thread_id):
+            return self.live.thread_data(self.family)
         if not self.dataset.has_thread(thread_id):
             return errors.api_error(404, f"No thread found with id '{thread_id}'.")
         if self.family.is_cached(thread_id):
@@ -461,6 +476,16 @@ class EmulatorApp:
                 return JSONResponse({"error": str(exc)}, 400)
             self.faults.schedule(fault)
         return JSONResponse({"pending": self.faults.pending()})
+
+    async def _live(self, request: Request) -> Response:
+        if self.live is None:
+            return JSONResponse({"error": "no live runs: start the emulator with --live N"}, 404)
+        if request.method == "POST":
+            try:
+                self.live.clock.advance(parse_advance(await request.body()))
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc)}, 400)
+        return JSONResponse(self.live.state())
 
     async def _reset(self, request: Request) -> Response:
         self.stats.reset()

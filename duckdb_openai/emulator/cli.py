@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .data import MANIFEST_COLUMNS, Dataset, DatasetConfig
 from .family import Family
+from .live import DEFAULT_STEP_SECONDS, LiveConfig, LiveRuns, write_manifest
 from .server import serve
 from .settings import API_KEY_ENV, DEFAULT_HOST, DEFAULT_SEED, DEFAULT_SLOW_MS, EmulatorSettings
 from .successors import Successors
@@ -115,7 +116,25 @@ def build_parser(prog: str | None = "python -m duckdb_openai.emulator") -> argpa
         action="store_false",
         help="leave out the runs with 0, 1, 100, 101, 200 and 10,000 steps",
     )
-    data.add_argument("--manifest", metavar="PATH", help="write the runs as CSV to PATH, then serve")
+    data.add_argument(
+        "--live",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N runs, in a thread of their own, that progress in real time (default: %(default)s)",
+    )
+    data.add_argument(
+        "--live-step-seconds",
+        type=_positive,
+        default=DEFAULT_STEP_SECONDS,
+        metavar="S",
+        help="seconds between a live run's steps (default: %(default)s)",
+    )
+    data.add_argument(
+        "--manifest",
+        metavar="PATH",
+        help="write the runs as CSV to PATH, then serve (with --live, a 'live' column marks the live runs)",
+    )
     data.add_argument(
         "--threads-manifest",
         metavar="PATH",
@@ -170,6 +189,7 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
         fault_rate=args.fault_rate,
         slow_ms=args.slow_ms,
         api_key=args.api_key if args.api_key is not None else (os.environ.get(API_KEY_ENV) or None),
+        live=LiveConfig(runs=args.live, step_seconds=args.live_step_seconds),
     )
 
 
@@ -207,7 +227,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     dataset = Dataset(settings.seed, settings.dataset)
     manifest = None
     if args.manifest is not None:
-        manifest = dataset.write_manifest(args.manifest).resolve()
+        if settings.live.runs:
+            live = LiveRuns(settings.seed, settings.live, assistant_ids=dataset.assistant_ids)
+            manifest = write_manifest(dataset, live, args.manifest).resolve()
+        else:
+            manifest = dataset.write_manifest(args.manifest).resolve()
     if args.threads_manifest is not None:
         Family(dataset).write_threads_manifest(args.threads_manifest)
     if args.responses_manifest is not None:

@@ -34,6 +34,7 @@ import uvicorn
 
 from .app import create_app
 from .data import Dataset, DatasetConfig
+from .live import LiveConfig
 from .settings import API_KEY_ENV, DEFAULT_HOST, DEFAULT_SEED, DEFAULT_SLOW_MS, EmulatorSettings
 
 __all__ = ["Emulator", "EmulatorError", "Mode", "bind_socket", "serve"]
@@ -145,6 +146,7 @@ class Emulator:
         host: str = DEFAULT_HOST,
         port: int = 0,
         startup_timeout: float = STARTUP_TIMEOUT_S,
+        live: LiveConfig | None = None,
     ) -> None:
         if mode not in ("thread", "process"):
             raise ValueError(f"mode must be 'thread' or 'process', got {mode!r}")
@@ -156,6 +158,7 @@ class Emulator:
             fault_rate=fault_rate,
             slow_ms=slow_ms,
             api_key=api_key,
+            live=live if live is not None else LiveConfig(),
         )
         self.mode: Mode = mode
         self.host = host
@@ -309,6 +312,15 @@ class Emulator:
         """The most recent API requests, oldest first (never including a key)."""
         params = {} if limit is None else {"limit": str(limit)}
         result: list[dict[str, Any]] = self._call("GET", "/_emulator/requests", params=params)
+        return result
+
+    def live(self, advance_s: float | None = None) -> dict[str, Any]:
+        """The live runs' state (``--live``): the clock and each run's status and step ids; with
+        ``advance_s``, after moving the live clock forward that many seconds."""
+        if advance_s is None:
+            result: dict[str, Any] = self._call("GET", "/_emulator/live")
+        else:
+            result = self._call("POST", "/_emulator/live", json={"advance_s": advance_s})
         return result
 
     def reset(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .data import DatasetConfig
+from .live import LiveConfig
 
 __all__ = [
     "API_KEY_ENV",
@@ -37,6 +38,8 @@ class EmulatorSettings:
     fault_rate: float = 0.0
     slow_ms: float = DEFAULT_SLOW_MS
     api_key: str | None = field(default=None, repr=False)
+    #: Runs that progress in real time (``--live N``; :mod:`.live`); none by default.
+    live: LiveConfig = field(default_factory=LiveConfig)
 
     def __post_init__(self) -> None:
         if self.latency_ms < 0:
@@ -72,4 +75,6 @@ class EmulatorSettings:
             argv.append("--no-edge-runs")
         if self.rate_limit is not None:
             argv += ["--rate-limit", repr(self.rate_limit)]
+        if self.live.runs:
+            argv += ["--live", str(self.live.runs), "--live-step-seconds", repr(self.live.step_seconds)]
         return argv
