@@ -30,9 +30,9 @@ import duckdb
 
 import duckdb_openai
 from duckdb_openai.emulator import DatasetConfig, Emulator, Family, RunInfo
-from duckdb_openai.resource import Key, Resource, sort_option
 from duckdb_openai.resources import RESOURCES
-from duckdb_openai.runs import RUN_LIFECYCLE, RUNS_SCHEMA
+from duckdb_openai.resources.base import Key, Resource, sort_option
+from duckdb_openai.resources.runs import RUN_LIFECYCLE, RUNS_SCHEMA
 
 from ._common import API_KEY, HTTP_TIMEOUT, Watchdog, emulator, info, load_runs, parser, ratio, timed, warm_up
 

@@ -30,8 +30,8 @@ import pyarrow.json as pj
 from openai.types.beta.threads.runs import RunStep
 
 from duckdb_openai import RUN_STEPS_SCHEMA
-from duckdb_openai.convert import Page, PageDecoder
 from duckdb_openai.emulator import DatasetConfig, Emulator
+from duckdb_openai.engine.convert import Page, PageDecoder
 
 from ._common import API_KEY, HTTP_TIMEOUT, Watchdog, best_of, emulator, info, parser, ratio
 

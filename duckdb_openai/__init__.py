@@ -11,20 +11,8 @@ completions.
 from __future__ import annotations
 
 from duckdb_openai._version import __version__
-from duckdb_openai.assistants import ASSISTANTS, ASSISTANTS_SCHEMA
-from duckdb_openai.chat_completions import (
-    CHAT_COMPLETION_MESSAGES,
-    CHAT_COMPLETION_MESSAGES_SCHEMA,
-    CHAT_COMPLETIONS,
-    CHAT_COMPLETIONS_SCHEMA,
-)
+from duckdb_openai.client import Client
 from duckdb_openai.config import Settings
-from duckdb_openai.conversations import (
-    CONVERSATION_ITEMS,
-    CONVERSATION_ITEMS_SCHEMA,
-    CONVERSATIONS,
-    CONVERSATIONS_SCHEMA,
-)
 from duckdb_openai.errors import (
     APIConnectionError,
     APIError,
@@ -42,7 +30,6 @@ from duckdb_openai.errors import (
     RunFetchError,
     ServerError,
 )
-from duckdb_openai.messages import MESSAGES, MESSAGES_SCHEMA
 from duckdb_openai.readers import (
     read_assistant,
     read_assistants,
@@ -61,19 +48,32 @@ from duckdb_openai.readers import (
     read_runs,
     read_thread,
 )
-from duckdb_openai.resource import Resource
 from duckdb_openai.resources import RESOURCES
-from duckdb_openai.responses import (
+from duckdb_openai.resources.assistants import ASSISTANTS, ASSISTANTS_SCHEMA
+from duckdb_openai.resources.base import Resource
+from duckdb_openai.resources.chat_completions import (
+    CHAT_COMPLETION_MESSAGES,
+    CHAT_COMPLETION_MESSAGES_SCHEMA,
+    CHAT_COMPLETIONS,
+    CHAT_COMPLETIONS_SCHEMA,
+)
+from duckdb_openai.resources.conversations import (
+    CONVERSATION_ITEMS,
+    CONVERSATION_ITEMS_SCHEMA,
+    CONVERSATIONS,
+    CONVERSATIONS_SCHEMA,
+)
+from duckdb_openai.resources.messages import MESSAGES, MESSAGES_SCHEMA
+from duckdb_openai.resources.responses import (
     RESPONSE_INPUT_ITEMS,
     RESPONSE_INPUT_ITEMS_SCHEMA,
     RESPONSES,
     RESPONSES_SCHEMA,
 )
-from duckdb_openai.run_steps import RUN_STEPS, RUN_STEPS_SCHEMA
-from duckdb_openai.runs import RUNS, RUNS_SCHEMA
-from duckdb_openai.session import Client
-from duckdb_openai.sql import Registration, register
-from duckdb_openai.threads import THREADS, THREADS_SCHEMA
+from duckdb_openai.resources.run_steps import RUN_STEPS, RUN_STEPS_SCHEMA
+from duckdb_openai.resources.runs import RUNS, RUNS_SCHEMA
+from duckdb_openai.resources.threads import THREADS, THREADS_SCHEMA
+from duckdb_openai.sql.register import Registration, register
 
 __all__ = [
     "ASSISTANTS",

@@ -56,11 +56,11 @@ import duckdb
 import typer
 
 from duckdb_openai._version import __version__
-from duckdb_openai.cache_store import clear_folder, folder_info
 from duckdb_openai.config import ENV_CACHE_DIR
+from duckdb_openai.engine.cache_store import clear_folder, folder_info
+from duckdb_openai.engine.runtime import interrupted
 from duckdb_openai.errors import DuckDBOpenAIError
-from duckdb_openai.runtime import interrupted
-from duckdb_openai.sql import register
+from duckdb_openai.sql.register import register
 
 __all__ = ["Format", "app", "main"]
 

@@ -134,7 +134,7 @@ class Settings:
     `Secret` so the settings can be printed safely.
     """
 
-    #: The key, or None when `token_provider` gives bearer tokens instead (ApiClient asks it).
+    #: The key, or None when `token_provider` gives bearer tokens instead (Requester asks it).
     api_key: Secret[str] | None = field(repr=False)
     token_provider: Secret[TokenProvider] | None = field(default=None, repr=False)
     base_url: str = DEFAULT_BASE_URL
@@ -212,7 +212,7 @@ class Settings:
 
         `token_provider`: instead of api_key (never both), a callable returning a bearer token, such as
         azure-identity's `get_bearer_token_provider(credential, scope)`; the client asks it as
-        `ApiClient` describes. Neither given: the key is $OPENAI_API_KEY.
+        `Requester` describes. Neither given: the key is $OPENAI_API_KEY.
         `proxy`: a proxy URL; None (the default) takes HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and NO_PROXY
         from the environment, as httpx and the openai SDK do; False uses no proxy. `verify`: True (the
         default) trusts SSL_CERT_FILE / SSL_CERT_DIR when set, else the system store and certifi's
@@ -310,7 +310,7 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every secret text these settings hold (the key; a proxy URL and its credentials), for `redact`;
-        ApiClient adds the tokens it was given."""
+        Requester adds the tokens it was given."""
         found = [] if self.api_key is None else [self.api_key.reveal()]
         if self.proxy is not None:
             url = self.proxy.reveal()
@@ -327,7 +327,7 @@ class Settings:
 
     def headers(self) -> dict[str, str]:
         """The headers every request carries, the key included: never log or print these. With
-        token_provider=, ApiClient adds `Authorization: Bearer <token>` to each request (Azure's
+        token_provider=, Requester adds `Authorization: Bearer <token>` to each request (Azure's
         api_version form too: a key goes in `api-key`, a token in Authorization)."""
         headers = {
             "OpenAI-Beta": "assistants=v2",

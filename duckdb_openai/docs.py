@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from duckdb_openai.resource import Resource
 from duckdb_openai.resources import RESOURCES
+from duckdb_openai.resources.base import Resource
 from duckdb_openai.schema import column_reference
 
 __all__ = ["BEGIN", "END", "column_table", "reference"]

@@ -16,8 +16,8 @@ from typing import Any, Literal, TextIO
 
 from tqdm import tqdm
 
-from duckdb_openai.client import RequestStats
 from duckdb_openai.config import Progress
+from duckdb_openai.http.requester import RequestStats
 
 __all__ = ["SHOW_AFTER", "Display", "FanOutProgress", "choose_display"]
 

@@ -19,9 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import duckdb_openai
-from duckdb_openai import client as client_module
 from duckdb_openai.config import Settings
 from duckdb_openai.errors import AuthenticationError, ConfigurationError, ResponseFormatError
+from duckdb_openai.http import requester as client_module
 from tests.helpers import KEY
 from tests.netservers import RUN_ID, STEPS, THREAD_ID, TlsServer, page
 from tests.scripted import ScriptedServer

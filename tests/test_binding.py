@@ -16,8 +16,8 @@ import pytest
 
 import duckdb_openai
 from duckdb_openai.errors import ConfigurationError, FetchError, NotFoundError, RunFetchError
-from duckdb_openai.resource import SQL_RESERVED, Filter, Key, Resource
-from duckdb_openai.run_steps import RUN_STEPS
+from duckdb_openai.resources.base import SQL_RESERVED, Filter, Key, Resource
+from duckdb_openai.resources.run_steps import RUN_STEPS
 from tests.helpers import KEY, connect
 
 

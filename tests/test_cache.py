@@ -18,16 +18,15 @@ import pyarrow as pa
 import pytest
 
 from duckdb_openai import ConfigurationError, Settings
-from duckdb_openai.cache import check_relations
-from duckdb_openai.cache_store import DiskStore, Entry, MemoryStore, StoreKey, read_entry_file
 from duckdb_openai.emulator import Emulator
 from duckdb_openai.emulator.family import Family
 from duckdb_openai.emulator.live import LiveConfig
-from duckdb_openai.resource import Key, Lifecycle, Parent, Resource, sort_option
+from duckdb_openai.engine.cache_store import DiskStore, Entry, MemoryStore, StoreKey, read_entry_file
 from duckdb_openai.resources import RESOURCES
-from duckdb_openai.run_steps import RUN_STEPS, RUN_STEPS_SCHEMA
-from duckdb_openai.runs import RUN_LIFECYCLE, RUNS_SCHEMA
-from duckdb_openai.sql import Registration
+from duckdb_openai.resources.base import Key, Lifecycle, Parent, Resource, check_relations, sort_option
+from duckdb_openai.resources.run_steps import RUN_STEPS, RUN_STEPS_SCHEMA
+from duckdb_openai.resources.runs import RUN_LIFECYCLE, RUNS_SCHEMA
+from duckdb_openai.sql.register import Registration
 from tests.helpers import KEY, connect, list_requests
 
 TERMINAL = {"completed", "failed", "cancelled", "expired", "incomplete"}

@@ -8,9 +8,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from duckdb_openai.convert import Page, PageDecoder
+from duckdb_openai.engine.convert import Page, PageDecoder
 from duckdb_openai.errors import ResponseFormatError
-from duckdb_openai.run_steps import RUN_STEPS_SCHEMA
+from duckdb_openai.resources.run_steps import RUN_STEPS_SCHEMA
 from tests.helpers import api_row, sparse
 
 DECODER = PageDecoder(RUN_STEPS_SCHEMA)

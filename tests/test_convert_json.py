@@ -8,14 +8,14 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from duckdb_openai.assistants import ASSISTANTS_SCHEMA
-from duckdb_openai.convert import PageDecoder
+from duckdb_openai.engine.convert import PageDecoder
 from duckdb_openai.errors import ResponseFormatError
-from duckdb_openai.messages import MESSAGES_SCHEMA
-from duckdb_openai.run_steps import RUN_STEPS_SCHEMA
-from duckdb_openai.runs import RUNS_SCHEMA
+from duckdb_openai.resources.assistants import ASSISTANTS_SCHEMA
+from duckdb_openai.resources.messages import MESSAGES_SCHEMA
+from duckdb_openai.resources.run_steps import RUN_STEPS_SCHEMA
+from duckdb_openai.resources.runs import RUNS_SCHEMA
+from duckdb_openai.resources.threads import THREADS_SCHEMA
 from duckdb_openai.schema import field, is_json, json_field, struct
-from duckdb_openai.threads import THREADS_SCHEMA
 
 _S = pa.string()
 SCHEMA = pa.schema(
@@ -150,7 +150,7 @@ def test_schemas_without_json_text_keep_the_fast_path(monkeypatch: pytest.Monkey
         calls.append(raw)
         return loads(raw, *args, **kwargs)
 
-    monkeypatch.setattr("duckdb_openai.convert.json.loads", counting_loads)
+    monkeypatch.setattr("duckdb_openai.engine.convert.json.loads", counting_loads)
     thread = {"id": "thread_a", "object": "thread", "created_at": 1, "metadata": {}, "tool_resources": {}}
     assert PageDecoder(THREADS_SCHEMA).decode_page(body([thread])).batch.num_rows == 1
     assert calls == []

@@ -23,15 +23,15 @@ import pyarrow as pa
 import pytest
 from openai import BaseModel as SdkModel
 
-from duckdb_openai.assistants import ASSISTANTS_SCHEMA
-from duckdb_openai.convert import PageDecoder
 from duckdb_openai.emulator import Dataset, DatasetConfig, Emulator, Family
 from duckdb_openai.emulator.app import classify_path
 from duckdb_openai.emulator.family import THREAD_MANIFEST_COLUMNS
-from duckdb_openai.messages import CONTENT_TYPES, MESSAGES_SCHEMA
-from duckdb_openai.runs import RUN_STATUSES, RUNS_SCHEMA, TERMINAL_STATUSES
+from duckdb_openai.engine.convert import PageDecoder
+from duckdb_openai.resources.assistants import ASSISTANTS_SCHEMA
+from duckdb_openai.resources.messages import CONTENT_TYPES, MESSAGES_SCHEMA
+from duckdb_openai.resources.runs import RUN_STATUSES, RUNS_SCHEMA, TERMINAL_STATUSES
+from duckdb_openai.resources.threads import THREADS_SCHEMA
 from duckdb_openai.schema import is_json
-from duckdb_openai.threads import THREADS_SCHEMA
 from tests.helpers import api_shape, sparse
 from tests.test_emulator_cli import Served
 

@@ -25,8 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import duckdb_openai
-from duckdb_openai import fetch
 from duckdb_openai.config import DEFAULT_MAX_PAGES, Settings
+from duckdb_openai.engine import fetch
 from duckdb_openai.errors import ConfigurationError, ResponseFormatError
 from tests.helpers import KEY, connect
 from tests.scripted import ScriptedServer
@@ -400,7 +400,7 @@ def test_the_depth_scan_agrees_with_the_json_parser() -> None:
     # the depth of what json.loads reads, over bodies built to confuse it.
     import random
 
-    from duckdb_openai.contract import _depths
+    from duckdb_openai.engine.contract import _depths
 
     rng = random.Random(7)
     pieces = ['"', "\\", "[", "]", "{", "}", "a", "é", "\\\\", '\\"', " "]

@@ -57,8 +57,8 @@ def assert_clean(error: BaseException) -> None:
     request); the client's own errors have no chain at all."""
     for link in chain(error):
         assert type(link).__module__.split(".")[0] not in HOLDERS, f"{type(link)} in the chain of {error!r}"
-        assert "duckdb_openai.client" not in type(link).__module__  # its internal retry carrier
-        assert "duckdb_openai.transport" not in type(link).__module__
+        assert "duckdb_openai.http.requester" not in type(link).__module__  # its internal retry carrier
+        assert "duckdb_openai.http.transport" not in type(link).__module__
         text = repr(link) + repr(vars(link)) + str(link)
         assert KEY_PREFIX not in text
 

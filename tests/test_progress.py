@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from duckdb_openai import progress
-from duckdb_openai.client import RequestStats
+from duckdb_openai.http.requester import RequestStats
 from duckdb_openai.progress import FanOutProgress, choose_display
 
 

@@ -12,9 +12,9 @@ import duckdb
 import pytest
 
 import duckdb_openai
-from duckdb_openai import source
 from duckdb_openai.errors import ConfigurationError
-from duckdb_openai.run_steps import RUN_STEPS_SCHEMA
+from duckdb_openai.resources.run_steps import RUN_STEPS_SCHEMA
+from duckdb_openai.sql import catalog as source
 from tests.helpers import KEY, api_row, connect, list_requests, rows, sparse
 
 nodes = pytest.importorskip("duckdb._sources.nodes")

@@ -10,7 +10,7 @@ import pytest
 
 import duckdb_openai
 from duckdb_openai.emulator import DatasetConfig
-from duckdb_openai.run_steps import FILE_SEARCH_CONTENT, RUN_STEPS_SCHEMA
+from duckdb_openai.resources.run_steps import FILE_SEARCH_CONTENT, RUN_STEPS_SCHEMA
 from tests.helpers import KEY, api_row, connect, list_requests, rows, sparse
 
 

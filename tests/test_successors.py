@@ -18,17 +18,17 @@ import pyarrow as pa
 import pytest
 from starlette.responses import Response
 
-from duckdb_openai.chat_completions import (
+from duckdb_openai.emulator import Emulator
+from duckdb_openai.emulator.successors import RESPONSES_MANIFEST_COLUMNS, Successors
+from duckdb_openai.resources.chat_completions import (
     CHAT_COMPLETION_MESSAGES,
     CHAT_COMPLETION_MESSAGES_SCHEMA,
     CHAT_COMPLETIONS,
     CHAT_COMPLETIONS_SCHEMA,
 )
-from duckdb_openai.conversations import CONVERSATION_ITEMS_SCHEMA, CONVERSATIONS_SCHEMA
-from duckdb_openai.emulator import Emulator
-from duckdb_openai.emulator.successors import RESPONSES_MANIFEST_COLUMNS, Successors
-from duckdb_openai.items import ITEM, ITEM_FIELDS, ITEM_TYPES
-from duckdb_openai.responses import RESPONSE_INPUT_ITEMS_SCHEMA, RESPONSES_SCHEMA
+from duckdb_openai.resources.conversations import CONVERSATION_ITEMS_SCHEMA, CONVERSATIONS_SCHEMA
+from duckdb_openai.resources.items import ITEM, ITEM_FIELDS, ITEM_TYPES
+from duckdb_openai.resources.responses import RESPONSE_INPUT_ITEMS_SCHEMA, RESPONSES_SCHEMA
 from duckdb_openai.schema import is_json, is_object_json
 from tests.helpers import KEY, connect, rows
 from tests.scripted import ScriptedServer

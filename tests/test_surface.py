@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 import duckdb_openai
-from duckdb_openai.run_steps import RUN_STEPS_SCHEMA
+from duckdb_openai.resources.run_steps import RUN_STEPS_SCHEMA
 from duckdb_openai.schema import column_reference, duckdb_type
 
 SEED_COLUMNS = [

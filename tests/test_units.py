@@ -8,10 +8,10 @@ import random
 import pytest
 
 from duckdb_openai.config import Settings
+from duckdb_openai.engine.pagination import Cursor
 from duckdb_openai.errors import ConfigurationError, ResponseFormatError
-from duckdb_openai.pagination import Cursor
-from duckdb_openai.ratelimit import Pacer, parse_duration
-from duckdb_openai.retry import retry_after, retry_delay, should_retry
+from duckdb_openai.http.ratelimit import Pacer, parse_duration
+from duckdb_openai.http.retry import retry_after, retry_delay, should_retry
 
 
 @pytest.mark.parametrize(

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from duckdb_openai.items import ITEM, ITEM_FIELDS
-from duckdb_openai.resource import Key, Resource, sort_option
+from duckdb_openai.resources.base import Key, Resource, sort_option
+from duckdb_openai.resources.items import ITEM, ITEM_FIELDS
 from duckdb_openai.schema import field, json_field, object_json_field, struct
 
 __all__ = [

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from duckdb_openai.resource import Filter, Key, Resource, sort_option
+from duckdb_openai.resources.base import Filter, Key, Resource, sort_option
 from duckdb_openai.schema import field, struct
 
 __all__ = [

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from duckdb_openai.items import ITEM_FIELDS
-from duckdb_openai.resource import Key, Resource, sort_option
+from duckdb_openai.resources.base import Key, Resource, sort_option
+from duckdb_openai.resources.items import ITEM_FIELDS
 from duckdb_openai.schema import field
 
 __all__ = ["CONVERSATIONS", "CONVERSATIONS_SCHEMA", "CONVERSATION_ITEMS", "CONVERSATION_ITEMS_SCHEMA"]

@@ -22,7 +22,7 @@ A query chooses with `cache := 'on'` (the default), `'off'` (neither read nor wr
 (everything fetched again, and the kept rows replaced). Options that change the rows (run steps'
 `include_content`) are part of the key, so each variant is kept apart; the order is not.
 
->>> from duckdb_openai.run_steps import RUN_STEPS
+>>> from duckdb_openai.resources.run_steps import RUN_STEPS
 >>> request = RUN_STEPS.bind_list({"thread_id": "thread_a", "run_id": "run_b"}, {"sort": "desc"})
 >>> list_key(request).key
 'run_steps/list?thread_id=thread_a&run_id=run_b|'
@@ -34,14 +34,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from duckdb_openai.cache_store import (
+from duckdb_openai.engine.cache_store import (
     CacheInfo,
     DiskStore,
     Entry,
@@ -52,17 +52,16 @@ from duckdb_openai.cache_store import (
     scope_of,
 )
 from duckdb_openai.errors import BadRequestError, ConfigurationError
-from duckdb_openai.resource import CacheMode, Lifecycle, Request, Resource
+from duckdb_openai.resources.base import CacheMode, Lifecycle, Request, Resource
 
 if TYPE_CHECKING:
     from duckdb_openai.config import Settings
-    from duckdb_openai.fetch import Fetcher
+    from duckdb_openai.engine.fetch import Fetcher
 
 __all__ = [
     "CACHE_MODES",
     "Cache",
     "check_cache_mode",
-    "check_relations",
     "list_key",
     "parent_status_key",
 ]
@@ -126,26 +125,6 @@ def parent_status_key(request: Request) -> str | None:
     if parent is None:
         return None
     return _status_key(parent.resource, [request.keys[child] for child, _ in parent.columns])
-
-
-def check_relations(resources: Iterable[Resource]) -> None:
-    """Check that each parent relation names a resource of `resources` whose keys and item column are
-    the relation's columns, in order; TypeError naming the mismatch. (A parent not among them is
-    allowed: its statuses are then only learned once it is declared.)"""
-    by_name = {r.name: r for r in resources}
-    for resource in by_name.values():
-        parent = resource.parent
-        if parent is None or parent.resource not in by_name:
-            continue
-        owner = by_name[parent.resource]
-        expected = [*(k.name for k in owner.keys), owner.item_column]
-        if [column for _, column in parent.columns] != expected:
-            raise TypeError(
-                f"resource {resource.name!r} is declared wrong: its parent {owner.name!r} is identified by "
-                f"{expected}, not {[c for _, c in parent.columns]}"
-            )
-        if owner.lifecycle is None:
-            raise TypeError(f"resource {owner.name!r} is a parent, so it needs a lifecycle")
 
 
 def _reversed(table: pa.Table) -> pa.Table:

@@ -9,7 +9,7 @@ word in SQL fails at import, not mid-query.
 A request is validated once, at the edge, into a `Request` (path and query parameters) that the engine
 trusts; nothing downstream checks ids or options again.
 
->>> from duckdb_openai.run_steps import RUN_STEPS
+>>> from duckdb_openai.resources.run_steps import RUN_STEPS
 >>> request = RUN_STEPS.bind_list({"thread_id": "thread_a", "run_id": "run_b"}, {"sort": "desc"})
 >>> request.path, request.order, request.params
 ('threads/thread_a/runs/run_b/steps', 'desc', ())
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 from urllib.parse import quote
@@ -44,6 +44,7 @@ __all__ = [
     "Request",
     "Resource",
     "check_id",
+    "check_relations",
     "sort_option",
 ]
 
@@ -532,3 +533,23 @@ def check_id(key: Key, value: object) -> str:
         problem = "holds characters an id cannot have (only letters, digits and _ - . : are allowed)"
     shown = repr(value) if not isinstance(value, str) or len(value) <= 80 else repr(value[:80] + "...")
     raise InvalidIdError(f"invalid {key.name} {shown}: it {problem}; pass an id such as {key.example!r}")
+
+
+def check_relations(resources: Iterable[Resource]) -> None:
+    """Check that each parent relation names a resource of `resources` whose keys and item column are
+    the relation's columns, in order; TypeError naming the mismatch. (A parent not among them is
+    allowed: its statuses are then only learned once it is declared.)"""
+    by_name = {r.name: r for r in resources}
+    for resource in by_name.values():
+        parent = resource.parent
+        if parent is None or parent.resource not in by_name:
+            continue
+        owner = by_name[parent.resource]
+        expected = [*(k.name for k in owner.keys), owner.item_column]
+        if [column for _, column in parent.columns] != expected:
+            raise TypeError(
+                f"resource {resource.name!r} is declared wrong: its parent {owner.name!r} is identified by "
+                f"{expected}, not {[c for _, c in parent.columns]}"
+            )
+        if owner.lifecycle is None:
+            raise TypeError(f"resource {owner.name!r} is a parent, so it needs a lifecycle")

@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from duckdb_openai.client import ApiClient
-from duckdb_openai.convert import Page, PageDecoder
+from duckdb_openai.engine.convert import Page, PageDecoder
+from duckdb_openai.engine.pagination import Cursor, PageBudget
 from duckdb_openai.errors import DuckDBOpenAIError, FetchError, ResponseFormatError, RunFetchError
-from duckdb_openai.pagination import Cursor, PageBudget
-from duckdb_openai.resource import Request, Resource
+from duckdb_openai.http.requester import Requester
+from duckdb_openai.resources.base import Request, Resource
 
 if TYPE_CHECKING:
-    from duckdb_openai.cache import Cache
+    from duckdb_openai.engine.cache import Cache
 
 __all__ = ["FetchOutcome", "Fetcher"]
 
@@ -84,10 +84,10 @@ class FetchOutcome:
 
 
 class Fetcher:
-    """Fetches one resource over an ApiClient (which may serve other resources' fetchers too, sharing its
+    """Fetches one resource over an Requester (which may serve other resources' fetchers too, sharing its
     pool and budget); use it on the client's event loop. It takes validated `Request`s only."""
 
-    def __init__(self, client: ApiClient, resource: Resource, cache: Cache | None = None) -> None:
+    def __init__(self, client: Requester, resource: Resource, cache: Cache | None = None) -> None:
         self.client = client
         self.resource = resource
         #: `table` and `item` go through it (`cache.py`); `pages` streams without it.

@@ -41,13 +41,13 @@ import duckdb
 import duckdb.func as duckdb_func
 import pyarrow as pa
 
-from duckdb_openai.cache import check_cache_mode
+from duckdb_openai.client import Client
 from duckdb_openai.config import check_on_error
+from duckdb_openai.engine.cache import check_cache_mode
 from duckdb_openai.errors import ConfigurationError
-from duckdb_openai.resource import ENGINE_OPTIONS, Request, Resource
 from duckdb_openai.resources import RESOURCES
+from duckdb_openai.resources.base import ENGINE_OPTIONS, Request, Resource
 from duckdb_openai.schema import duckdb_type
-from duckdb_openai.session import Client
 
 __all__ = ["Registration", "register"]
 
@@ -312,7 +312,7 @@ def register(con: duckdb.DuckDBPyConnection, *, client: Client | None = None, **
     if owned:
         # The connection owns the client it made: its thread and sockets go when the connection goes.
         weakref.finalize(con, client.close)
-    from duckdb_openai.source import attach_catalog
+    from duckdb_openai.sql.catalog import attach_catalog
 
     registration.sources = attach_catalog(con, client)
     _registered[con] = registration

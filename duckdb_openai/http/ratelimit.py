@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 
 from aiolimiter import AsyncLimiter
 
-from duckdb_openai.retry import retry_after
+from duckdb_openai.http.retry import retry_after
 
 __all__ = ["DEFAULT_429_PAUSE", "Pacer", "WaitTooLong", "parse_duration"]
 

@@ -32,7 +32,7 @@ the data stays exact, are:
 - a metadata value that is not a string is kept as its text (`2` becomes `'2'`);
 - `first_id` / `last_id` may be absent or null (only a present one must match).
 
->>> from duckdb_openai.run_steps import RUN_STEPS_SCHEMA
+>>> from duckdb_openai.resources.run_steps import RUN_STEPS_SCHEMA
 >>> page = PageDecoder(RUN_STEPS_SCHEMA).decode_page(b'{"object":"list","data":[],"first_id":null,'
 ...     b'"last_id":null,"has_more":false}')
 >>> page.batch.num_rows, page.has_more, page.batch.schema == RUN_STEPS_SCHEMA
@@ -52,7 +52,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.json as pj
 
-from duckdb_openai.contract import check_body, check_ids, preview
+from duckdb_openai.engine.contract import check_body, check_ids, preview
 from duckdb_openai.errors import ResponseFormatError
 from duckdb_openai.schema import is_json, is_object_json
 

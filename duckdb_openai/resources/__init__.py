@@ -7,16 +7,15 @@ reference all derive from this tuple.
 
 from __future__ import annotations
 
-from duckdb_openai.assistants import ASSISTANTS
-from duckdb_openai.cache import check_relations
-from duckdb_openai.chat_completions import CHAT_COMPLETION_MESSAGES, CHAT_COMPLETIONS
-from duckdb_openai.conversations import CONVERSATION_ITEMS, CONVERSATIONS
-from duckdb_openai.messages import MESSAGES
-from duckdb_openai.resource import Resource
-from duckdb_openai.responses import RESPONSE_INPUT_ITEMS, RESPONSES
-from duckdb_openai.run_steps import RUN_STEPS
-from duckdb_openai.runs import RUNS
-from duckdb_openai.threads import THREADS
+from duckdb_openai.resources.assistants import ASSISTANTS
+from duckdb_openai.resources.base import Resource, check_relations
+from duckdb_openai.resources.chat_completions import CHAT_COMPLETION_MESSAGES, CHAT_COMPLETIONS
+from duckdb_openai.resources.conversations import CONVERSATION_ITEMS, CONVERSATIONS
+from duckdb_openai.resources.messages import MESSAGES
+from duckdb_openai.resources.responses import RESPONSE_INPUT_ITEMS, RESPONSES
+from duckdb_openai.resources.run_steps import RUN_STEPS
+from duckdb_openai.resources.runs import RUNS
+from duckdb_openai.resources.threads import THREADS
 
 __all__ = ["RESOURCES", "resource"]
 

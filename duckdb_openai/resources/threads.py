@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from duckdb_openai.assistants import TOOL_RESOURCES
-from duckdb_openai.resource import Key, Resource
+from duckdb_openai.resources.assistants import TOOL_RESOURCES
+from duckdb_openai.resources.base import Key, Resource
 from duckdb_openai.schema import field
 
 __all__ = ["THREADS", "THREADS_SCHEMA"]

@@ -58,10 +58,10 @@ from typing import Any, cast
 import duckdb
 import pyarrow as pa
 
+from duckdb_openai.client import Client
 from duckdb_openai.errors import ConfigurationError
-from duckdb_openai.resource import Request, Resource
 from duckdb_openai.resources import RESOURCES
-from duckdb_openai.session import Client
+from duckdb_openai.resources.base import Request, Resource
 
 __all__ = [
     "CATALOG",

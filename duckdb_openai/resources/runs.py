@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from duckdb_openai.assistants import TOOLS
-from duckdb_openai.resource import Key, Lifecycle, Resource, sort_option
+from duckdb_openai.resources.assistants import TOOLS
+from duckdb_openai.resources.base import Key, Lifecycle, Resource, sort_option
 from duckdb_openai.schema import field, json_field, struct
 
 __all__ = [

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from duckdb_openai.resource import Key, Lifecycle, Option, OptionValue, Parent, Resource, sort_option
+from duckdb_openai.resources.base import Key, Lifecycle, Option, OptionValue, Parent, Resource, sort_option
 from duckdb_openai.schema import field, struct
 
 __all__ = [

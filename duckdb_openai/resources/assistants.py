@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from duckdb_openai.resource import Key, Resource, sort_option
+from duckdb_openai.resources.base import Key, Resource, sort_option
 from duckdb_openai.schema import field, json_field, struct
 
 __all__ = ["ASSISTANTS", "ASSISTANTS_SCHEMA", "RANKERS", "TOOL", "TOOLS", "TOOL_RESOURCES", "TOOL_TYPES"]
