@@ -44,7 +44,7 @@ from __future__ import annotations
 import functools
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -213,9 +213,11 @@ def _conform_fields(arr: pa.StructArray, t: pa.StructType) -> list[pa.Array]:
 
 @dataclass(frozen=True)
 class _Lenient:
-    """The plan of a struct holding an object-JSON field: every field is fitted by `_fit_object`."""
+    """The plan of a struct holding an object-JSON field: every field is fitted by `fit`."""
 
     type: pa.StructType
+    #: `_object_fitter(type)`, built once with the plan.
+    fit: Callable[[dict[str, Any]], dict[str, Any]]
 
 
 #: Where the JSON-text fields of a type sit: `_JSON_TEXT` for one, a dict of the fields that hold some for
@@ -236,7 +238,7 @@ def _json_plan(t: pa.DataType) -> _JsonPlan | None:
     """The JSON-text fields inside type `t`, or None if it holds none (only those paths are walked)."""
     if pa.types.is_struct(t):
         if any(is_object_json(f) for f in t):
-            return _Lenient(t)
+            return _Lenient(t, _object_fitter(t))
         children = {f.name: plan for f in t if (plan := _field_plan(f)) is not None}
         return children or None
     if pa.types.is_list(t) or pa.types.is_large_list(t):
@@ -251,7 +253,7 @@ def _with_json_text(value: Any, plan: _JsonPlan) -> Any:
     if isinstance(plan, str):
         return None if value is None else _dumps(value)
     if isinstance(plan, _Lenient):
-        return _fit_object(value, plan.type) if isinstance(value, dict) else value
+        return plan.fit(value) if isinstance(value, dict) else value
     if isinstance(plan, dict):
         if isinstance(value, dict):
             for name, child in plan.items():
@@ -263,39 +265,64 @@ def _with_json_text(value: Any, plan: _JsonPlan) -> Any:
     return value
 
 
-def _fit_object(value: dict[str, Any], t: pa.StructType) -> dict[str, Any]:
-    """The fields of struct `t` from the object `value`: object-JSON fields hold its JSON text, the
-    others its values that fit them (`_fit`)."""
-    return {f.name: _dumps(value) if is_object_json(f) else _fit(value.get(f.name), f) for f in t}
+_Fitter: TypeAlias = Callable[[Any], Any]
 
 
-def _fit(value: Any, f: pa.Field) -> Any:
-    """`value` as field `f`'s parse type wants it, or None where its JSON type is another."""
-    if value is None:
-        return None
+def _object_fitter(t: pa.StructType) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A function giving the fields of struct `t` from an object: object-JSON fields hold its JSON
+    text, the others its values that fit them (`_fitter`). Each field's branch is chosen once, here,
+    not per value: the Python path runs this for every output item of every response."""
+    parts = [(f.name, None if is_object_json(f) else _fitter(f)) for f in t]
+
+    def fit(value: dict[str, Any]) -> dict[str, Any]:
+        text: str | None = None  # the object's JSON text, made once however many fields hold it
+        out: dict[str, Any] = {}
+        for name, fit_field in parts:
+            if fit_field is None:
+                if text is None:
+                    text = _dumps(value)
+                out[name] = text
+            else:
+                out[name] = fit_field(value.get(name))
+        return out
+
+    return fit
+
+
+def _fitter(f: pa.Field) -> _Fitter:
+    """A function giving a value as field `f`'s parse type wants it, or None where its JSON type is
+    another (text where a struct is declared, say)."""
     if is_json(f):
-        return _dumps(value)
+        return lambda value: None if value is None else _dumps(value)
     t = f.type
     if pa.types.is_struct(t):
-        return _fit_object(value, t) if isinstance(value, dict) else None
+        fit_object = _object_fitter(t)
+        return lambda value: fit_object(value) if isinstance(value, dict) else None
     if pa.types.is_list(t):
-        return [_fit(v, t.value_field) for v in value] if isinstance(value, list) else None
+        element = _fitter(t.value_field)
+        return lambda value: [element(v) for v in value] if isinstance(value, list) else None
     if pa.types.is_map(t):
-        if not isinstance(value, dict):
-            return None
-        return [(str(k), v if v is None or isinstance(v, str) else _dumps(v)) for k, v in value.items()]
+        return lambda value: (
+            [(str(k), v if v is None or isinstance(v, str) else _dumps(v)) for k, v in value.items()]
+            if isinstance(value, dict)
+            else None
+        )
     if pa.types.is_string(t):
-        return value if isinstance(value, str) else None
+        return lambda value: value if isinstance(value, str) else None
     if pa.types.is_boolean(t):
-        return value if isinstance(value, bool) else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if pa.types.is_floating(t):
-        return float(value)
-    # Integers and timestamps (epoch seconds); a whole float such as 1741476777.0 counts.
-    if isinstance(value, float):
-        return int(value) if value.is_integer() and abs(value) < 2**63 else None
-    return value if -(2**63) <= value < 2**63 else None
+        return lambda value: value if isinstance(value, bool) else None
+    floating = pa.types.is_floating(t)
+
+    def number(value: Any) -> Any:  # integers, floats and timestamps (epoch seconds), as `_fit` does
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        if floating:
+            return float(value)
+        if isinstance(value, float):
+            return int(value) if value.is_integer() and abs(value) < 2**63 else None
+        return value if -(2**63) <= value < 2**63 else None
+
+    return number
 
 
 class PageDecoder:
@@ -317,6 +344,11 @@ class PageDecoder:
         self._map_fields = [f.name for f in schema if pa.types.is_map(f.type)]
         # Chosen once: a schema with JSON-text fields decodes every body on the Python path.
         self._json_plan = _json_plan(self.row_type)
+        # What the Python path builds its rows as (maps as maps), and where their numbers sit.
+        self._python_parse = pa.struct(
+            [pa.field(f.name, f.type if pa.types.is_map(f.type) else _parse_type(f.type)) for f in schema]
+        )
+        self._python_numbers = _number_plan(self._python_parse)
 
     def empty(self) -> pa.RecordBatch:
         return pa.RecordBatch.from_pylist([], schema=self.schema)
@@ -477,19 +509,15 @@ class PageDecoder:
                         (k, v if v is None or isinstance(v, str) else json.dumps(v, separators=(",", ":")))
                         for k, v in row[name].items()
                     ]
-        parse_type = pa.struct(
-            [
-                pa.field(f.name, f.type if pa.types.is_map(f.type) else _parse_type(f.type))
-                for f in self.schema
-            ]
-        )
-        for position, row in enumerate(rows):
-            try:
-                _exact_numbers(row, parse_type, "")
-            except ResponseFormatError as exc:
-                raise ResponseFormatError(f"object {position} of the response: {exc}") from None
+        numbers = self._python_numbers
+        if numbers is not None:
+            for position, row in enumerate(rows):
+                try:
+                    _exact_numbers(row, numbers, "")
+                except ResponseFormatError as exc:
+                    raise ResponseFormatError(f"object {position} of the response: {exc}") from None
         try:
-            return self._rows(pa.array(rows, type=parse_type))
+            return self._rows(pa.array(rows, type=self._python_parse))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
             raise ResponseFormatError(f"an object does not fit the schema: {exc}") from None
         except UnicodeEncodeError as exc:  # a lone surrogate escape (`"\ud800"`): JSON, but no text
@@ -498,27 +526,61 @@ class PageDecoder:
             ) from None
 
 
-def _exact_numbers(value: Any, t: pa.DataType, path: str) -> Any:
-    """`value` (parsed JSON of parse type `t`) with integral floats in integer fields made ints, in place.
+#: Where the numbers of a parse type sit: `_INT` or `_FLOAT` for one, a tuple of (name, plan) pairs for the
+#: fields of a struct that hold some, `_Items` for the elements of a list.
+_NumberPlan: TypeAlias = "str | tuple[tuple[str, _NumberPlan], ...] | _Items"
+_INT, _FLOAT = "int", "float"
+
+
+@dataclass(frozen=True)
+class _Items:
+    element: _NumberPlan
+
+
+def _number_plan(t: pa.DataType) -> _NumberPlan | None:
+    """The number fields inside parse type `t`, or None if it holds none (only those are walked)."""
+    if pa.types.is_integer(t):
+        return _INT
+    if pa.types.is_floating(t):
+        return _FLOAT
+    if pa.types.is_struct(t):
+        children = tuple((f.name, plan) for f in t if (plan := _number_plan(f.type)) is not None)
+        return children or None
+    if pa.types.is_list(t):
+        element = _number_plan(t.value_type)
+        return None if element is None else _Items(element)
+    return None
+
+
+def _exact_numbers(value: Any, plan: _NumberPlan, path: str) -> Any:
+    """`value` (parsed JSON) with integral floats in integer fields made ints, in place; `plan` is
+    `_number_plan` of its parse type.
 
     pa.array would truncate 3.7 in an integer field to 3 and read `true` in a float field as 1.0; both
     raise ResponseFormatError here instead, naming the field. `3.0` is read as 3 (the value is exact).
     """
     if value is None:
         return None
-    if pa.types.is_integer(t) and isinstance(value, float):
-        if not value.is_integer():
-            raise ResponseFormatError(f"{path} holds {value!r} where the schema has a whole number")
-        return int(value)
-    if pa.types.is_floating(t) and isinstance(value, bool):
-        raise ResponseFormatError(f"{path} holds {value!r} where the schema has a number")
-    if pa.types.is_struct(t) and isinstance(value, dict):
-        for f in t:
-            if value.get(f.name) is not None:
-                value[f.name] = _exact_numbers(value[f.name], f.type, f"{path}.{f.name}" if path else f.name)
-    elif pa.types.is_list(t) and isinstance(value, list):
+    if plan is _INT:
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ResponseFormatError(f"{path} holds {value!r} where the schema has a whole number")
+            return int(value)
+        return value
+    if plan is _FLOAT:
+        if isinstance(value, bool):
+            raise ResponseFormatError(f"{path} holds {value!r} where the schema has a number")
+        return value
+    if isinstance(plan, tuple):
+        if isinstance(value, dict):
+            for name, child in plan:
+                item = value.get(name)
+                if item is not None:
+                    value[name] = _exact_numbers(item, child, f"{path}.{name}" if path else name)
+    elif isinstance(plan, _Items) and isinstance(value, list):
+        element = plan.element
         for i, item in enumerate(value):
-            value[i] = _exact_numbers(item, t.value_type, f"{path}[{i}]")
+            value[i] = _exact_numbers(item, element, f"{path}[{i}]")
     return value
 
 
