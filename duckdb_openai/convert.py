@@ -114,6 +114,8 @@ def _mask(arr: pa.Array) -> pa.Array | None:
 
 
 _SCALE = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+#: The largest number of seconds each unit's scaling keeps within int64.
+_LIMIT = {unit: np.iinfo(np.int64).max // scale for unit, scale in _SCALE.items()}
 
 
 def _seconds_to_timestamps(arr: pa.Array, t: pa.TimestampType) -> pa.Array:
@@ -125,7 +127,8 @@ def _seconds_to_timestamps(arr: pa.Array, t: pa.TimestampType) -> pa.Array:
     validity, data = arr.buffers()
     seconds = np.frombuffer(data, dtype=np.int64, count=arr.offset + len(arr))
     # Null slots hold zeros as the reader leaves them; anything out of range goes the checked way.
-    if len(seconds) and int(np.abs(seconds).max()) > np.iinfo(np.int64).max // scale:
+    limit = _LIMIT[t.unit]
+    if len(seconds) and (int(seconds.max()) > limit or int(seconds.min()) < -limit):
         return arr.cast(pa.timestamp("s", tz=t.tz)).cast(t)
     return pa.Array.from_buffers(
         t, len(arr), [validity, pa.py_buffer(seconds * scale)], null_count=arr.null_count, offset=arr.offset
@@ -149,17 +152,33 @@ def _struct_to_map(arr: pa.StructArray, t: pa.MapType) -> pa.Array:
         return pa.MapArray.from_arrays(offsets, empty, pa.array([], t.item_type), type=t, mask=mask)
     # All k fields end to end: the value of field f in row r sits at f * n + r.
     values = pa.concat_arrays([conform(arr.field(i), t.item_type) for i in range(k)])
-    if values.null_count:
-        present = values.is_valid().to_numpy(zero_copy_only=False).reshape(k, n).T
-    else:
-        present = np.ones((n, k), dtype=bool)
+    present = _valid(values).reshape(k, n)
     if mask is not None:
-        present &= ~mask.to_numpy(zero_copy_only=False)[:, None]
+        present &= _valid(arr)  # a NULL object has no entries
     offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(present.sum(axis=1), out=offsets[1:])
-    rows, fields = np.nonzero(present)
-    keys = _key_array(tuple(f.name for f in arr.type), t.key_type).take(fields)
-    return pa.MapArray.from_arrays(offsets, keys, values.take(fields * n + rows), type=t, mask=mask)
+    np.cumsum(present.sum(axis=0, dtype=np.int32), out=offsets[1:])
+    # Row by row, each row's entries in field order: the order of the transposed mask's nonzeros.
+    rows, fields = np.nonzero(np.ascontiguousarray(present.T))
+    keys = _key_array(tuple(arr.type.names), t.key_type).take(_indices(fields))
+    offsets_array = pa.Array.from_buffers(pa.int32(), n + 1, [None, pa.py_buffer(offsets)])
+    entries = values.take(_indices(fields * n + rows))
+    return pa.MapArray.from_arrays(offsets_array, keys, entries, type=t, mask=mask)
+
+
+def _valid(arr: pa.Array) -> np.ndarray:
+    """Which slots of `arr` are valid, as booleans, from its validity bitmap (no Arrow kernel call)."""
+    bitmap = arr.buffers()[0]
+    if bitmap is None:
+        return np.ones(len(arr), dtype=bool)
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), bitorder="little")
+    return bits[arr.offset : arr.offset + len(arr)].astype(bool)
+
+
+def _indices(positions: np.ndarray) -> pa.Array:
+    """NumPy positions as an Arrow int64 array without a copy; `Array.take` given NumPy converts it
+    through pyarrow's generic (pandas-aware) path at tens of microseconds a call."""
+    positions = np.ascontiguousarray(positions, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(positions), [None, pa.py_buffer(positions)])
 
 
 def conform(arr: pa.Array, t: pa.DataType) -> pa.Array:
@@ -186,7 +205,7 @@ def conform(arr: pa.Array, t: pa.DataType) -> pa.Array:
 def _conform_fields(arr: pa.StructArray, t: pa.StructType) -> list[pa.Array]:
     """The fields of struct type `t`, conformed from the struct array `arr` (matched by name). Integer
     seconds bound for the same timestamp type are scaled together: one NumPy pass, not one per field."""
-    have = {arr.type.field(i).name: i for i in range(arr.type.num_fields)}
+    have = {name: i for i, name in enumerate(arr.type.names)}
     out: list[pa.Array | None] = []
     seconds: dict[pa.DataType, list[tuple[int, pa.Array]]] = {}
     for f in t:
@@ -204,7 +223,10 @@ def _conform_fields(arr: pa.StructArray, t: pa.StructType) -> list[pa.Array]:
             out[group[0][0]] = _seconds_to_timestamps(group[0][1], target)
             continue
         joined = _seconds_to_timestamps(
-            pa.concat_arrays([child.cast(pa.int64()) for _, child in group]), target
+            pa.concat_arrays(
+                [child if pa.types.is_int64(child.type) else child.cast(pa.int64()) for _, child in group]
+            ),
+            target,
         )
         for j, (position, _) in enumerate(group):
             out[position] = joined.slice(j * len(arr), len(arr))
