@@ -53,6 +53,9 @@ _SPECIAL = b'{}[]"\\'
 _NOT_SPECIAL = bytes(c for c in range(256) if c not in _SPECIAL)
 _IS_SPECIAL = np.zeros(256, dtype=bool)
 _IS_SPECIAL[list(_SPECIAL)] = True
+#: How a bracket moves the depth: +1 for `{` and `[`, -1 for `}` and `]`.
+_STEP = np.zeros(256, dtype=np.int8)
+_STEP[list(b"{[")], _STEP[list(b"}]")] = 1, -1
 
 
 def preview(body: bytes) -> str:
@@ -84,13 +87,15 @@ def check_body(body: bytes) -> None:
                 f"JSON must be UTF-8: {preview(body)}"
             ) from None
     # Anything after the object would reach the reader as a row of its own (`null` crashes it). A body
-    # that never closes its object is left to the parser, which reports where it ends. The object closes
-    # at its first return to depth 0, which must be the last bracket outside strings; with no special
-    # byte after that bracket, only white space follows it exactly when the body's last other byte is a
-    # bracket (then it is that one).
-    closed = np.flatnonzero(depth == 0)
-    if len(closed) and (
-        closed[0] != len(depth) - 1 or not last or body.rstrip(_WHITE_SPACE)[-1:] not in (b"}", b"]")
+    # that never closes its object is left to the parser, which reports where it ends. Depth starts at 1
+    # (the opening brace) and moves by one, so the object closes at its first return to 0, which must
+    # be the last bracket outside strings; with no special byte after that bracket, only white space
+    # follows it exactly when the body's last other byte is a bracket (then it is that one).
+    if int(depth.min()) <= 0 and not (
+        depth[-1] == 0
+        and (len(depth) == 1 or int(depth[:-1].min()) > 0)
+        and last
+        and body.rstrip(_WHITE_SPACE)[-1:] in (b"}", b"]")
     ):
         raise ResponseFormatError(f"expected one JSON object, got more after it: {preview(body)}")
 
@@ -105,38 +110,45 @@ def _depths(body: bytes) -> tuple[np.ndarray, bool]:
     other = quotes  # the special bytes that are no bracket
     if _BACKSLASH in stream:
         backslashes = s == _BACKSLASH
-        # A backslash escapes the next byte of the body; in the stream, only the one right after it
-        # if that byte is special itself (`\"`, `\\`): `glued` marks those backslashes. The body's
+        other = quotes | backslashes
+        # A backslash escapes the next byte of the body; in the stream, that is the next element only
+        # if the byte is special itself (`\"`, `\\`): `glued` marks those backslashes. The body's
         # backslashes are the stream's, in the same order.
         b = np.frombuffer(body, dtype=np.uint8)
         at = np.flatnonzero(b == _BACKSLASH)
-        inner = at + 1 < len(b)
-        where = np.flatnonzero(backslashes)[inner]
-        where = where[_IS_SPECIAL[b[at[inner] + 1]]]
-        glued = np.zeros(len(s), dtype=bool)
-        glued[where] = True
-        # A quote is escaped when an odd run of glued backslashes ends right before it. Runs longer
-        # than one are rare, so each round follows the remaining runs one backslash further left.
-        candidates = where[quotes[where + 1]] + 1
-        escaped = np.ones(len(candidates), dtype=bool)
-        live = np.arange(len(candidates))
-        length = 1
-        while len(live):
-            leftmost = candidates[live] - length
-            live, leftmost = live[leftmost > 0], leftmost[leftmost > 0]
-            live = live[glued[leftmost - 1]]
-            escaped[live] ^= True
-            length += 1
-        other = quotes | backslashes
-        quotes[candidates[escaped]] = False
+        where = np.flatnonzero(backslashes)
+        if at[-1] == len(b) - 1:  # a last byte escapes nothing
+            at, where = at[:-1], where[:-1]
+        where = where[_IS_SPECIAL[b[at + 1]]]
+        # A quote is escaped when an odd run of glued backslashes ends right before it.
+        candidates = where[quotes[where + 1]]
+        if len(candidates):
+            glued = np.zeros(len(s), dtype=bool)
+            glued[where] = True
+            escaped = _odd_runs(glued, candidates)
+            quotes[candidates[escaped] + 1] = False
     # A bracket is inside a string when an odd number of (unescaped) quotes comes before it; a running
     # xor is a parity count at a third of cumsum's cost.
     inside = np.bitwise_xor.accumulate(quotes.view(np.uint8)).view(bool)
     outside = np.flatnonzero(~(inside | other))
-    # `[` and `{` (0x5B, 0x7B) have bit 0x02 set, `]` and `}` (0x5D, 0x7D) do not: +1 and -1.
-    steps = (s[outside] & 0x02).astype(np.int8) - 1
     last = len(outside) > 0 and int(outside[-1]) == len(s) - 1
-    return np.cumsum(steps, dtype=np.int32), last
+    return np.cumsum(_STEP[s[outside]], dtype=np.int32), last
+
+
+def _odd_runs(glued: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """For each position in `ends` (a glued backslash), whether the run of glued backslashes ending there
+    is odd. Runs longer than one are rare, so each round follows the remaining runs one further left."""
+    odd = np.ones(len(ends), dtype=bool)
+    live = np.flatnonzero(ends > 0)
+    live = live[glued[ends[live] - 1]]
+    length = 1
+    while len(live):
+        odd[live] ^= True
+        length += 1
+        leftmost = ends[live] - length + 1
+        live = live[leftmost > 0]
+        live = live[glued[ends[live] - length]]
+    return odd
 
 
 def check_ids(ids: Sequence[str | None], *, first_id: str | None, last_id: str | None) -> None:
