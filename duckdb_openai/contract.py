@@ -3,8 +3,9 @@
 pyarrow's JSON reader trusts its input: a body that is `null` crashes the process, an array nested a
 few thousand deep costs it seconds, tens of thousands overflow its stack (a segmentation fault), and
 Python's `json` raises RecursionError on those. `check_body` refuses such bodies with a
-ResponseFormatError in a few vectorized passes over the bytes (about 2% of the reader's own time),
-before any parser runs:
+ResponseFormatError before any parser runs, in one C pass that keeps the brackets, quotes and
+backslashes (a seventh of a page) and a few vectorized passes over those (about a tenth of the
+reader's own time on a page of 100 run steps, 10 us for a small object):
 
 - the body is one JSON object, `{...}`, with nothing but white space around it;
 - objects and arrays nest at most MAX_DEPTH deep (a run step's deepest value is 10 deep);

@@ -335,7 +335,8 @@ def _fitter(f: pa.Field) -> _Fitter:
         return lambda value: value if isinstance(value, bool) else None
     floating = pa.types.is_floating(t)
 
-    def number(value: Any) -> Any:  # integers, floats and timestamps (epoch seconds), as `_fit` does
+    # Integers, floats and timestamps (epoch seconds); a whole float such as 1741476777.0 counts.
+    def number(value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None
         if floating:
@@ -556,6 +557,8 @@ _INT, _FLOAT = "int", "float"
 
 @dataclass(frozen=True)
 class _Items:
+    """The number plan of a list: its elements' plan."""
+
     element: _NumberPlan
 
 
