@@ -151,17 +151,24 @@ def main(argv: list[str] | None = None) -> int:
                 seconds, answer = sdk_expert(emu, calls)
                 sdk_times.append(seconds)
                 answers.add(("sdk", answer))
+        zero_times: list[float] = []
         with emulator(seed=SEED) as emu:  # no latency: what decoding and registering cost
             warm_up(emu, calls)
-            decode_seconds, answer = ours(emu, calls)
-            answers.add(("ours, 0 ms", answer))
+            for _ in range(repeats):
+                seconds, answer = ours(emu, calls)
+                zero_times.append(seconds)
+                answers.add(("ours, 0 ms", answer))
+        decode_seconds = min(zero_times)
 
         ideal = math.ceil(n / CONCURRENCY) * LATENCY
         best_ours, best_sdk = min(ours_times), min(sdk_times)
         info("ideal: ceil(responses / 32) x latency", f"{ideal:8.2f} s")
         info(f"ours (best of {repeats})", f"{best_ours:8.2f} s")
         info(f"SDK, async expert (best of {repeats})", f"{best_sdk:8.2f} s")
-        info("ours at 0 ms latency (info)", f"{decode_seconds:8.2f} s, {n / decode_seconds:,.0f} responses/s")
+        info(
+            f"ours at 0 ms latency (info, best of {repeats})",
+            f"{decode_seconds:8.2f} s, {n / decode_seconds:,.0f} responses/s",
+        )
         ratio("ours / ideal", best_ours / ideal, 1.15)
         ratio("ours / SDK async expert", best_ours / best_sdk, 1.0)
         values = {answer for _, answer in answers}
