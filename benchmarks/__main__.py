@@ -1,6 +1,6 @@
 """Every benchmark in turn, each in its own process: ``make bench`` (or ``python -m benchmarks``).
 
-    python -m benchmarks [--quick] [--only emulator,convert,fanout,cache]
+    python -m benchmarks [--quick] [--only emulator,convert,fanout,responses,cache]
 
 Each benchmark prints ratios against a baseline it measures in the same run, and stops by itself
 (a watchdog ends a hung one). The exit status is non-zero if any benchmark's checks failed.
@@ -20,6 +20,7 @@ BENCHMARKS = {
     "emulator": ("bench_emulator", ["--requests", "1000", "--rounds", "3"]),
     "convert": ("bench_convert", ["--quick"]),
     "fanout": ("bench_fanout", ["--quick"]),
+    "responses": ("bench_responses", ["--quick"]),
     "cache": ("bench_cache", ["--quick"]),
 }
 

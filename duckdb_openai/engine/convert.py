@@ -41,10 +41,11 @@ the data stays exact, are:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -114,6 +115,8 @@ def _mask(arr: pa.Array) -> pa.Array | None:
 
 
 _SCALE = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+#: The largest number of seconds each unit's scaling keeps within int64.
+_LIMIT = {unit: np.iinfo(np.int64).max // scale for unit, scale in _SCALE.items()}
 
 
 def _seconds_to_timestamps(arr: pa.Array, t: pa.TimestampType) -> pa.Array:
@@ -125,7 +128,8 @@ def _seconds_to_timestamps(arr: pa.Array, t: pa.TimestampType) -> pa.Array:
     validity, data = arr.buffers()
     seconds = np.frombuffer(data, dtype=np.int64, count=arr.offset + len(arr))
     # Null slots hold zeros as the reader leaves them; anything out of range goes the checked way.
-    if len(seconds) and int(np.abs(seconds).max()) > np.iinfo(np.int64).max // scale:
+    limit = _LIMIT[t.unit]
+    if len(seconds) and (int(seconds.max()) > limit or int(seconds.min()) < -limit):
         return arr.cast(pa.timestamp("s", tz=t.tz)).cast(t)
     return pa.Array.from_buffers(
         t, len(arr), [validity, pa.py_buffer(seconds * scale)], null_count=arr.null_count, offset=arr.offset
@@ -149,17 +153,33 @@ def _struct_to_map(arr: pa.StructArray, t: pa.MapType) -> pa.Array:
         return pa.MapArray.from_arrays(offsets, empty, pa.array([], t.item_type), type=t, mask=mask)
     # All k fields end to end: the value of field f in row r sits at f * n + r.
     values = pa.concat_arrays([conform(arr.field(i), t.item_type) for i in range(k)])
-    if values.null_count:
-        present = values.is_valid().to_numpy(zero_copy_only=False).reshape(k, n).T
-    else:
-        present = np.ones((n, k), dtype=bool)
+    present = _valid(values).reshape(k, n)
     if mask is not None:
-        present &= ~mask.to_numpy(zero_copy_only=False)[:, None]
+        present &= _valid(arr)  # a NULL object has no entries
     offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(present.sum(axis=1), out=offsets[1:])
-    rows, fields = np.nonzero(present)
-    keys = _key_array(tuple(f.name for f in arr.type), t.key_type).take(fields)
-    return pa.MapArray.from_arrays(offsets, keys, values.take(fields * n + rows), type=t, mask=mask)
+    np.cumsum(present.sum(axis=0, dtype=np.int32), out=offsets[1:])
+    # Row by row, each row's entries in field order: the order of the transposed mask's nonzeros.
+    rows, fields = np.nonzero(np.ascontiguousarray(present.T))
+    keys = _key_array(tuple(arr.type.names), t.key_type).take(_indices(fields))
+    offsets_array = pa.Array.from_buffers(pa.int32(), n + 1, [None, pa.py_buffer(offsets)])
+    entries = values.take(_indices(fields * n + rows))
+    return pa.MapArray.from_arrays(offsets_array, keys, entries, type=t, mask=mask)
+
+
+def _valid(arr: pa.Array) -> np.ndarray:
+    """Which slots of `arr` are valid, as booleans, from its validity bitmap (no Arrow kernel call)."""
+    bitmap = arr.buffers()[0]
+    if bitmap is None:
+        return np.ones(len(arr), dtype=bool)
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), bitorder="little")
+    return bits[arr.offset : arr.offset + len(arr)].astype(bool)
+
+
+def _indices(positions: np.ndarray) -> pa.Array:
+    """NumPy positions as an Arrow int64 array without a copy; `Array.take` given NumPy converts it
+    through pyarrow's generic (pandas-aware) path at tens of microseconds a call."""
+    positions = np.ascontiguousarray(positions, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(positions), [None, pa.py_buffer(positions)])
 
 
 def conform(arr: pa.Array, t: pa.DataType) -> pa.Array:
@@ -186,7 +206,7 @@ def conform(arr: pa.Array, t: pa.DataType) -> pa.Array:
 def _conform_fields(arr: pa.StructArray, t: pa.StructType) -> list[pa.Array]:
     """The fields of struct type `t`, conformed from the struct array `arr` (matched by name). Integer
     seconds bound for the same timestamp type are scaled together: one NumPy pass, not one per field."""
-    have = {arr.type.field(i).name: i for i in range(arr.type.num_fields)}
+    have = {name: i for i, name in enumerate(arr.type.names)}
     out: list[pa.Array | None] = []
     seconds: dict[pa.DataType, list[tuple[int, pa.Array]]] = {}
     for f in t:
@@ -204,7 +224,10 @@ def _conform_fields(arr: pa.StructArray, t: pa.StructType) -> list[pa.Array]:
             out[group[0][0]] = _seconds_to_timestamps(group[0][1], target)
             continue
         joined = _seconds_to_timestamps(
-            pa.concat_arrays([child.cast(pa.int64()) for _, child in group]), target
+            pa.concat_arrays(
+                [child if pa.types.is_int64(child.type) else child.cast(pa.int64()) for _, child in group]
+            ),
+            target,
         )
         for j, (position, _) in enumerate(group):
             out[position] = joined.slice(j * len(arr), len(arr))
@@ -213,9 +236,11 @@ def _conform_fields(arr: pa.StructArray, t: pa.StructType) -> list[pa.Array]:
 
 @dataclass(frozen=True)
 class _Lenient:
-    """The plan of a struct holding an object-JSON field: every field is fitted by `_fit_object`."""
+    """The plan of a struct holding an object-JSON field: every field is fitted by `fit`."""
 
     type: pa.StructType
+    #: `_object_fitter(type)`, built once with the plan.
+    fit: Callable[[dict[str, Any]], dict[str, Any]]
 
 
 #: Where the JSON-text fields of a type sit: `_JSON_TEXT` for one, a dict of the fields that hold some for
@@ -236,7 +261,7 @@ def _json_plan(t: pa.DataType) -> _JsonPlan | None:
     """The JSON-text fields inside type `t`, or None if it holds none (only those paths are walked)."""
     if pa.types.is_struct(t):
         if any(is_object_json(f) for f in t):
-            return _Lenient(t)
+            return _Lenient(t, _object_fitter(t))
         children = {f.name: plan for f in t if (plan := _field_plan(f)) is not None}
         return children or None
     if pa.types.is_list(t) or pa.types.is_large_list(t):
@@ -251,7 +276,7 @@ def _with_json_text(value: Any, plan: _JsonPlan) -> Any:
     if isinstance(plan, str):
         return None if value is None else _dumps(value)
     if isinstance(plan, _Lenient):
-        return _fit_object(value, plan.type) if isinstance(value, dict) else value
+        return plan.fit(value) if isinstance(value, dict) else value
     if isinstance(plan, dict):
         if isinstance(value, dict):
             for name, child in plan.items():
@@ -263,39 +288,65 @@ def _with_json_text(value: Any, plan: _JsonPlan) -> Any:
     return value
 
 
-def _fit_object(value: dict[str, Any], t: pa.StructType) -> dict[str, Any]:
-    """The fields of struct `t` from the object `value`: object-JSON fields hold its JSON text, the
-    others its values that fit them (`_fit`)."""
-    return {f.name: _dumps(value) if is_object_json(f) else _fit(value.get(f.name), f) for f in t}
+_Fitter: TypeAlias = Callable[[Any], Any]
 
 
-def _fit(value: Any, f: pa.Field) -> Any:
-    """`value` as field `f`'s parse type wants it, or None where its JSON type is another."""
-    if value is None:
-        return None
+def _object_fitter(t: pa.StructType) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A function giving the fields of struct `t` from an object: object-JSON fields hold its JSON
+    text, the others its values that fit them (`_fitter`). Each field's branch is chosen once, here,
+    not per value: the Python path runs this for every output item of every response."""
+    parts = [(f.name, None if is_object_json(f) else _fitter(f)) for f in t]
+
+    def fit(value: dict[str, Any]) -> dict[str, Any]:
+        text: str | None = None  # the object's JSON text, made once however many fields hold it
+        out: dict[str, Any] = {}
+        for name, fit_field in parts:
+            if fit_field is None:
+                if text is None:
+                    text = _dumps(value)
+                out[name] = text
+            else:
+                out[name] = fit_field(value.get(name))
+        return out
+
+    return fit
+
+
+def _fitter(f: pa.Field) -> _Fitter:
+    """A function giving a value as field `f`'s parse type wants it, or None where its JSON type is
+    another (text where a struct is declared, say)."""
     if is_json(f):
-        return _dumps(value)
+        return lambda value: None if value is None else _dumps(value)
     t = f.type
     if pa.types.is_struct(t):
-        return _fit_object(value, t) if isinstance(value, dict) else None
+        fit_object = _object_fitter(t)
+        return lambda value: fit_object(value) if isinstance(value, dict) else None
     if pa.types.is_list(t):
-        return [_fit(v, t.value_field) for v in value] if isinstance(value, list) else None
+        element = _fitter(t.value_field)
+        return lambda value: [element(v) for v in value] if isinstance(value, list) else None
     if pa.types.is_map(t):
-        if not isinstance(value, dict):
-            return None
-        return [(str(k), v if v is None or isinstance(v, str) else _dumps(v)) for k, v in value.items()]
+        return lambda value: (
+            [(str(k), v if v is None or isinstance(v, str) else _dumps(v)) for k, v in value.items()]
+            if isinstance(value, dict)
+            else None
+        )
     if pa.types.is_string(t):
-        return value if isinstance(value, str) else None
+        return lambda value: value if isinstance(value, str) else None
     if pa.types.is_boolean(t):
-        return value if isinstance(value, bool) else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if pa.types.is_floating(t):
-        return float(value)
-    # Integers and timestamps (epoch seconds); a whole float such as 1741476777.0 counts.
-    if isinstance(value, float):
-        return int(value) if value.is_integer() and abs(value) < 2**63 else None
-    return value if -(2**63) <= value < 2**63 else None
+        return lambda value: value if isinstance(value, bool) else None
+    floating = pa.types.is_floating(t)
+
+    # Integers, floats and timestamps (epoch seconds); a whole float such as 1741476777.0 counts.
+    def number(value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        if floating:
+            return float(value)
+        if isinstance(value, float):
+            return int(value) if value.is_integer() and abs(value) < 2**63 else None
+        return value if -(2**63) <= value < 2**63 else None
+
+    return number
 
 
 class PageDecoder:
@@ -317,6 +368,11 @@ class PageDecoder:
         self._map_fields = [f.name for f in schema if pa.types.is_map(f.type)]
         # Chosen once: a schema with JSON-text fields decodes every body on the Python path.
         self._json_plan = _json_plan(self.row_type)
+        # What the Python path builds its rows as (maps as maps), and where their numbers sit.
+        self._python_parse = pa.struct(
+            [pa.field(f.name, f.type if pa.types.is_map(f.type) else _parse_type(f.type)) for f in schema]
+        )
+        self._python_numbers = _number_plan(self._python_parse)
 
     def empty(self) -> pa.RecordBatch:
         return pa.RecordBatch.from_pylist([], schema=self.schema)
@@ -445,6 +501,48 @@ class PageDecoder:
             raise ResponseFormatError(f"the object has no id: {preview(body)}")
         return batch
 
+    def decode_objects(self, bodies: Sequence[bytes]) -> list[pa.RecordBatch | ResponseFormatError]:
+        """Several objects at once, each as decode_object would give it (or its error).
+
+        On the Python path (a schema with JSON-text fields), Arrow's conversion and `conform` cost a
+        fixed few hundred microseconds per call, several times a small object's own work: objects that
+        arrive together become one batch, then one-row slices. If that batch cannot be built, each
+        body is decoded on its own, so one bad body spoils only its own answer."""
+        if self._json_plan is None:
+            return [self._object_or_error(body) for body in bodies]
+        results: list[pa.RecordBatch | ResponseFormatError | None] = []
+        documents: list[Any] = []
+        readable: list[int] = []
+        for index, body in enumerate(bodies):
+            try:
+                check_body(body)
+                documents.append(_loads(body))
+            except ResponseFormatError as exc:
+                results.append(exc)
+            else:
+                results.append(None)
+                readable.append(index)
+        batch: pa.RecordBatch | None = None
+        if len(readable) > 1:
+            # If some body does not fit, each is decoded alone below, to name its own error.
+            with contextlib.suppress(ResponseFormatError):
+                batch = self._from_python(documents)
+        if batch is None:
+            for index in readable:
+                results[index] = self._object_or_error(bodies[index])
+        else:
+            ids = batch.column(self.id_index).to_pylist()
+            for row, index in enumerate(readable):
+                # A row without an id is decode_object's error object (or an object without an id).
+                results[index] = batch.slice(row, 1) if ids[row] else self._object_or_error(bodies[index])
+        return results  # type: ignore[return-value]  # every None was filled in
+
+    def _object_or_error(self, body: bytes) -> pa.RecordBatch | ResponseFormatError:
+        try:
+            return self.decode_object(body)
+        except ResponseFormatError as exc:
+            return exc
+
     def _decode_page_slowly(self, body: bytes) -> Page:
         document = _loads(body)
         if isinstance(document, dict) and isinstance(document.get("error"), dict):
@@ -477,19 +575,15 @@ class PageDecoder:
                         (k, v if v is None or isinstance(v, str) else json.dumps(v, separators=(",", ":")))
                         for k, v in row[name].items()
                     ]
-        parse_type = pa.struct(
-            [
-                pa.field(f.name, f.type if pa.types.is_map(f.type) else _parse_type(f.type))
-                for f in self.schema
-            ]
-        )
-        for position, row in enumerate(rows):
-            try:
-                _exact_numbers(row, parse_type, "")
-            except ResponseFormatError as exc:
-                raise ResponseFormatError(f"object {position} of the response: {exc}") from None
+        numbers = self._python_numbers
+        if numbers is not None:
+            for position, row in enumerate(rows):
+                try:
+                    _exact_numbers(row, numbers, "")
+                except ResponseFormatError as exc:
+                    raise ResponseFormatError(f"object {position} of the response: {exc}") from None
         try:
-            return self._rows(pa.array(rows, type=parse_type))
+            return self._rows(pa.array(rows, type=self._python_parse))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
             raise ResponseFormatError(f"an object does not fit the schema: {exc}") from None
         except UnicodeEncodeError as exc:  # a lone surrogate escape (`"\ud800"`): JSON, but no text
@@ -498,27 +592,63 @@ class PageDecoder:
             ) from None
 
 
-def _exact_numbers(value: Any, t: pa.DataType, path: str) -> Any:
-    """`value` (parsed JSON of parse type `t`) with integral floats in integer fields made ints, in place.
+#: Where the numbers of a parse type sit: `_INT` or `_FLOAT` for one, a tuple of (name, plan) pairs for the
+#: fields of a struct that hold some, `_Items` for the elements of a list.
+_NumberPlan: TypeAlias = "str | tuple[tuple[str, _NumberPlan], ...] | _Items"
+_INT, _FLOAT = "int", "float"
+
+
+@dataclass(frozen=True)
+class _Items:
+    """The number plan of a list: its elements' plan."""
+
+    element: _NumberPlan
+
+
+def _number_plan(t: pa.DataType) -> _NumberPlan | None:
+    """The number fields inside parse type `t`, or None if it holds none (only those are walked)."""
+    if pa.types.is_integer(t):
+        return _INT
+    if pa.types.is_floating(t):
+        return _FLOAT
+    if pa.types.is_struct(t):
+        children = tuple((f.name, plan) for f in t if (plan := _number_plan(f.type)) is not None)
+        return children or None
+    if pa.types.is_list(t):
+        element = _number_plan(t.value_type)
+        return None if element is None else _Items(element)
+    return None
+
+
+def _exact_numbers(value: Any, plan: _NumberPlan, path: str) -> Any:
+    """`value` (parsed JSON) with integral floats in integer fields made ints, in place; `plan` is
+    `_number_plan` of its parse type.
 
     pa.array would truncate 3.7 in an integer field to 3 and read `true` in a float field as 1.0; both
     raise ResponseFormatError here instead, naming the field. `3.0` is read as 3 (the value is exact).
     """
     if value is None:
         return None
-    if pa.types.is_integer(t) and isinstance(value, float):
-        if not value.is_integer():
-            raise ResponseFormatError(f"{path} holds {value!r} where the schema has a whole number")
-        return int(value)
-    if pa.types.is_floating(t) and isinstance(value, bool):
-        raise ResponseFormatError(f"{path} holds {value!r} where the schema has a number")
-    if pa.types.is_struct(t) and isinstance(value, dict):
-        for f in t:
-            if value.get(f.name) is not None:
-                value[f.name] = _exact_numbers(value[f.name], f.type, f"{path}.{f.name}" if path else f.name)
-    elif pa.types.is_list(t) and isinstance(value, list):
+    if plan is _INT:
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ResponseFormatError(f"{path} holds {value!r} where the schema has a whole number")
+            return int(value)
+        return value
+    if plan is _FLOAT:
+        if isinstance(value, bool):
+            raise ResponseFormatError(f"{path} holds {value!r} where the schema has a number")
+        return value
+    if isinstance(plan, tuple):
+        if isinstance(value, dict):
+            for name, child in plan:
+                item = value.get(name)
+                if item is not None:
+                    value[name] = _exact_numbers(item, child, f"{path}.{name}" if path else name)
+    elif isinstance(plan, _Items) and isinstance(value, list):
+        element = plan.element
         for i, item in enumerate(value):
-            value[i] = _exact_numbers(item, t.value_type, f"{path}[{i}]")
+            value[i] = _exact_numbers(item, element, f"{path}[{i}]")
     return value
 
 

@@ -25,7 +25,7 @@ import logging
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pyarrow as pa
 
@@ -94,6 +94,7 @@ class Fetcher:
         self.cache = cache
         self.decoder = PageDecoder(resource.schema, id_column=resource.item_column)
         self._decoding = _DecodeQueue(self.decoder)
+        self._objects = _ObjectQueue(self.decoder)
 
     async def _page(
         self, path: str, base: Sequence[tuple[str, str]], cursor: Cursor, budget: PageBudget
@@ -264,10 +265,7 @@ class Fetcher:
         """The one object of the item `request`, as a one-row table, from the API; an answer about
         another object is a ResponseFormatError."""
         body = await self.client.get(request.path, request.params)
-        if len(body) > THREAD_BYTES:
-            batch = await asyncio.to_thread(self.decoder.decode_object, body)
-        else:
-            batch = self.decoder.decode_object(body)
+        batch = await self._objects.decode(body)
         got = batch.column(self.decoder.id_index)[0].as_py()
         if got != request.item_id:
             raise ResponseFormatError(
@@ -344,23 +342,30 @@ def wrap(request: Request, exc: DuckDBOpenAIError) -> FetchError:
     )
 
 
-class _DecodeQueue:
-    """Decodes the pages that arrive in the same turn of the event loop together.
+_T = TypeVar("_T")
+
+
+class _Burst(Generic[_T]):
+    """Decodes the answers that arrive in the same turn of the event loop together.
 
     When 32 requests run at once their answers arrive in bursts; one decode per burst instead of one
-    per page removes the reader's fixed cost per call, which dominates for small pages. A page that
-    arrives alone is decoded alone, with no added wait. A burst larger than THREAD_BYTES is decoded on
-    a worker thread (pyarrow's reader releases the GIL), so the loop keeps serving the other requests.
+    per answer removes the decoder's fixed cost per call (the reader's, Arrow's conversion), which
+    dominates for small pages and single objects. An answer that arrives alone is decoded alone, with
+    no added wait. A burst larger than THREAD_BYTES is decoded on a worker thread (pyarrow's reader
+    releases the GIL), so the loop keeps serving the other requests.
     """
 
     def __init__(self, decoder: PageDecoder) -> None:
         self._decoder = decoder
-        self._pending: list[tuple[bytes, asyncio.Future[Page]]] = []
+        self._pending: list[tuple[bytes, asyncio.Future[_T]]] = []
         self._threads: set[asyncio.Task[None]] = set()
 
-    async def decode(self, body: bytes) -> Page:
+    def _decode_many(self, bodies: list[bytes]) -> Sequence[_T | ResponseFormatError]:
+        raise NotImplementedError
+
+    async def decode(self, body: bytes) -> _T:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Page] = loop.create_future()
+        future: asyncio.Future[_T] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._flush)
         self._pending.append((body, future))
@@ -375,40 +380,53 @@ class _DecodeQueue:
             task.add_done_callback(self._threads.discard)
             return
         try:
-            results = self._decoder.decode_pages(bodies)
+            results = self._decode_many(bodies)
         except Exception as exc:
             self._fail(burst, exc)
             return
         self._deliver(burst, results)
 
     async def _decode_in_thread(
-        self, bodies: list[bytes], burst: list[tuple[bytes, asyncio.Future[Page]]]
+        self, bodies: list[bytes], burst: list[tuple[bytes, asyncio.Future[_T]]]
     ) -> None:
         try:
-            results = await asyncio.to_thread(self._decoder.decode_pages, bodies)
+            results = await asyncio.to_thread(self._decode_many, bodies)
         except Exception as exc:
             self._fail(burst, exc)
             return
         self._deliver(burst, results)
 
-    @staticmethod
-    def _fail(burst: list[tuple[bytes, asyncio.Future[Page]]], exc: Exception) -> None:
+    def _fail(self, burst: list[tuple[bytes, asyncio.Future[_T]]], exc: Exception) -> None:
         # Every waiter hears of an unexpected failure, each in its own task.
         for _, future in burst:
             if not future.done():
                 future.set_exception(exc)
 
-    @staticmethod
     def _deliver(
-        burst: list[tuple[bytes, asyncio.Future[Page]]], results: list[Page | ResponseFormatError]
+        self, burst: list[tuple[bytes, asyncio.Future[_T]]], results: Sequence[_T | ResponseFormatError]
     ) -> None:
         for (_, future), result in zip(burst, results, strict=True):
             if future.done():  # its task was cancelled meanwhile
                 continue
-            if isinstance(result, Page):
-                future.set_result(result)
-            else:
+            if isinstance(result, ResponseFormatError):
                 future.set_exception(result)
+            else:
+                future.set_result(result)
+
+
+class _DecodeQueue(_Burst[Page]):
+    """List pages, decoded a burst at a time (`PageDecoder.decode_pages`)."""
+
+    def _decode_many(self, bodies: list[bytes]) -> Sequence[Page | ResponseFormatError]:
+        return self._decoder.decode_pages(bodies)
+
+
+class _ObjectQueue(_Burst[pa.RecordBatch]):
+    """Single objects (an item endpoint's answers), decoded a burst at a time
+    (`PageDecoder.decode_objects`)."""
+
+    def _decode_many(self, bodies: list[bytes]) -> Sequence[pa.RecordBatch | ResponseFormatError]:
+        return self._decoder.decode_objects(bodies)
 
 
 class _Group:
