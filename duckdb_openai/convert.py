@@ -29,6 +29,9 @@ the data stays exact, are:
 - a field the schema does not declare is dropped; a declared field that is missing is NULL;
 - an integral number written as a float (`3.0`) in an integer or timestamp field is read as that
   integer (`3.7` is an error, never truncated);
+- where the spec types epoch seconds as a number, not an integer (a response's `created_at` and
+  `completed_at`, declared with `schema.number_time_field`), a fraction of a second is kept, rounded to
+  the microsecond;
 - a metadata value that is not a string is kept as its text (`2` becomes `'2'`);
 - `first_id` / `last_id` may be absent or null (only a present one must match).
 
@@ -44,6 +47,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -54,7 +58,7 @@ import pyarrow.json as pj
 
 from duckdb_openai.contract import check_body, check_ids, preview
 from duckdb_openai.errors import ResponseFormatError
-from duckdb_openai.schema import is_json, is_object_json
+from duckdb_openai.schema import is_json, is_number_time, is_object_json
 
 __all__ = ["Page", "PageDecoder", "check_page", "conform"]
 
@@ -98,14 +102,22 @@ def _checked(page: Page | ResponseFormatError) -> Page | ResponseFormatError:
 _UNREAD = ResponseFormatError("not decoded")
 
 
-def _parse_type(t: pa.DataType) -> pa.DataType:
-    """The type pyarrow's JSON reader is told to parse for target type `t` (None: leave it to inference)."""
+def _parse_type(t: pa.DataType, *, python: bool = False) -> pa.DataType:
+    """The type pyarrow's JSON reader is told to parse for target type `t`: timestamps as integer
+    seconds. With `python` (the Python path, which converts the seconds itself, see `_exact_numbers`),
+    timestamps stay timestamps and fields keep their metadata."""
     if pa.types.is_timestamp(t):
-        return pa.int64()
+        return t if python else pa.int64()
     if pa.types.is_struct(t):
-        return pa.struct([pa.field(f.name, _parse_type(f.type)) for f in t if not pa.types.is_map(f.type)])
+        return pa.struct(
+            [
+                pa.field(f.name, _parse_type(f.type, python=python), metadata=f.metadata if python else None)
+                for f in t
+                if not pa.types.is_map(f.type)
+            ]
+        )
     if pa.types.is_list(t):
-        return pa.list_(_parse_type(t.value_type))
+        return pa.list_(_parse_type(t.value_type, python=python))
     return t
 
 
@@ -292,7 +304,11 @@ def _fit(value: Any, f: pa.Field) -> Any:
         return None
     if pa.types.is_floating(t):
         return float(value)
-    # Integers and timestamps (epoch seconds); a whole float such as 1741476777.0 counts.
+    if pa.types.is_timestamp(t):
+        # Epoch seconds the timestamp can hold, whole unless a number is allowed: _exact_numbers converts.
+        fits = math.isfinite(value) and abs(value) * _SCALE[t.unit] < 2**63
+        return value if fits and (is_number_time(f) or float(value).is_integer()) else None
+    # Integers (a whole float such as 3.0 counts).
     if isinstance(value, float):
         return int(value) if value.is_integer() and abs(value) < 2**63 else None
     return value if -(2**63) <= value < 2**63 else None
@@ -479,7 +495,11 @@ class PageDecoder:
                     ]
         parse_type = pa.struct(
             [
-                pa.field(f.name, f.type if pa.types.is_map(f.type) else _parse_type(f.type))
+                pa.field(
+                    f.name,
+                    f.type if pa.types.is_map(f.type) else _parse_type(f.type, python=True),
+                    metadata=f.metadata,
+                )
                 for f in self.schema
             ]
         )
@@ -498,14 +518,19 @@ class PageDecoder:
             ) from None
 
 
-def _exact_numbers(value: Any, t: pa.DataType, path: str) -> Any:
-    """`value` (parsed JSON of parse type `t`) with integral floats in integer fields made ints, in place.
+def _exact_numbers(value: Any, t: pa.DataType, path: str, *, fraction: bool = False) -> Any:
+    """`value` (parsed JSON of Python-path parse type `t`) with integral floats in integer fields made
+    ints, and epoch seconds in timestamp fields made the timestamp's units, in place.
 
     pa.array would truncate 3.7 in an integer field to 3 and read `true` in a float field as 1.0; both
     raise ResponseFormatError here instead, naming the field. `3.0` is read as 3 (the value is exact).
+    A timestamp's seconds may have a fraction only where the API types them as a number (`fraction`:
+    `schema.number_time_field`, a response's `created_at`); it is kept to the timestamp's unit, rounded.
     """
     if value is None:
         return None
+    if pa.types.is_timestamp(t):
+        return _epoch_units(value, t, path, fraction=fraction)
     if pa.types.is_integer(t) and isinstance(value, float):
         if not value.is_integer():
             raise ResponseFormatError(f"{path} holds {value!r} where the schema has a whole number")
@@ -515,11 +540,31 @@ def _exact_numbers(value: Any, t: pa.DataType, path: str) -> Any:
     if pa.types.is_struct(t) and isinstance(value, dict):
         for f in t:
             if value.get(f.name) is not None:
-                value[f.name] = _exact_numbers(value[f.name], f.type, f"{path}.{f.name}" if path else f.name)
+                value[f.name] = _exact_numbers(
+                    value[f.name], f.type, f"{path}.{f.name}" if path else f.name, fraction=is_number_time(f)
+                )
     elif pa.types.is_list(t) and isinstance(value, list):
         for i, item in enumerate(value):
             value[i] = _exact_numbers(item, t.value_type, f"{path}[{i}]")
     return value
+
+
+def _epoch_units(value: Any, t: pa.TimestampType, path: str, *, fraction: bool) -> int:
+    """Epoch seconds (a JSON number; with a fraction only if `fraction`) as an integer count of `t`'s
+    units."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ResponseFormatError(
+            f"{path} holds {value!r}, which does not fit the schema: it has a time there (epoch seconds)"
+        )
+    if isinstance(value, float) and not (value.is_integer() or (fraction and math.isfinite(value))):
+        raise ResponseFormatError(f"{path} holds {value!r} where the schema has a whole number")
+    scale = _SCALE[t.unit]
+    units = value * scale if isinstance(value, int) else round(value * scale)
+    if not -(2**63) <= units < 2**63:
+        raise ResponseFormatError(
+            f"{path} holds {value!r} seconds, which does not fit the schema's timestamp (beyond {t.unit})"
+        )
+    return units
 
 
 def _loads(body: bytes) -> Any:
