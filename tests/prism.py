@@ -11,7 +11,8 @@ request) on a copy of the spec, on 127.0.0.1 and a free port. `RecordingProxy(pr
 request to it and keeps each body it served, so a test can check that every row a query returned came
 from a body that was sent. Its `coherent` mode fills in what a random generator cannot know and a real
 server always does: a retrieved object's `id` is the id asked for, and a list's `first_id` / `last_id`
-name its first and last object. Everything else stays as Prism made it.
+name its first and last object. Everything else stays as Prism made it. Its `prefer` asks Prism for
+another of the spec's answers (`code=429`); Prism's headers (a 429's `Retry-After`) are passed on.
 
     >>> with PrismServer(SUCCESSORS) as prism, RecordingProxy(prism) as proxy:  # doctest: +SKIP
     ...     proxy.base_url, proxy.served
@@ -220,6 +221,12 @@ class Served:
             return None
 
 
+#: Response headers the proxy sets itself rather than pass on from Prism.
+_OWN_HEADERS = frozenset(
+    {"content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive", "date"}
+)
+
+
 class RecordingProxy:
     """A loopback server that forwards each GET to `prism` and records what it answered (`served`);
     `base_url` ends in `/v1`, as the API's does, and the proxy strips it for Prism."""
@@ -227,6 +234,8 @@ class RecordingProxy:
     def __init__(self, prism: PrismServer) -> None:
         self.prism = prism
         self.coherent = False
+        #: A `Prefer` header to send Prism (`code=429`: the spec's rate-limit answer), or None.
+        self.prefer: str | None = None
         self.served: list[Served] = []
         self._client = httpx.Client(base_url=prism.url, timeout=30.0, trust_env=False)
         self._server = ScriptedServer([self._forward])
@@ -235,6 +244,8 @@ class RecordingProxy:
     async def _forward(self, request: Request) -> Response:
         path = request.url.path.removeprefix("/v1")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in {"host", "accept-encoding"}}
+        if self.prefer:
+            headers["prefer"] = self.prefer
         # The sync client on a worker thread: the server's loop keeps serving concurrent requests.
         answer = await asyncio.to_thread(
             self._client.get, path, params=request.url.query or None, headers=headers
@@ -243,7 +254,9 @@ class RecordingProxy:
         if self.coherent and answer.status_code == 200:
             body = _coherent(path, body)
         self.served.append(Served(path, request.url.query, answer.status_code, body))
-        return Response(body, status_code=answer.status_code, media_type=answer.headers.get("content-type"))
+        # Prism's headers (a 429's Retry-After) pass on; the body's length and encoding are this answer's.
+        headers = {k: v for k, v in answer.headers.items() if k.lower() not in _OWN_HEADERS}
+        return Response(body, status_code=answer.status_code, headers=headers)
 
     def __enter__(self) -> RecordingProxy:
         self._server.__enter__()

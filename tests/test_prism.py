@@ -11,6 +11,9 @@ ROUNDS times in two modes:
 - `coherent`: the proxy fills in what a generator cannot know and a server always does (a retrieved
   object's id is the one asked for; `first_id` / `last_id` name the page's first and last object), so
   the random objects themselves reach the decoders and most queries end as rows.
+- `429`: Prism answers with the spec's rate-limit response (`Prefer: code=429`: a random error body and
+  `Retry-After`, mostly of days): every query fails at once as a RateLimitError that says how long the
+  server asked to wait (a few rounds, each on a new connection).
 
 Each query ends as rows, each of them an object a served body held (its id, its typed scalar fields and
 its `json` text match that object), or as a DuckDB error whose cause is a package error class; never a
@@ -62,9 +65,15 @@ pytestmark = pytest.mark.slow
 #: Queries of each kind per mode: each one gets fresh random bodies (DUCKDB_OPENAI_PRISM_ROUNDS=200 for
 #: a longer soak).
 ROUNDS = int(os.environ.get("DUCKDB_OPENAI_PRISM_ROUNDS", "30"))
+#: Queries of each kind answered with the spec's 429.
+RATE_LIMITED_ROUNDS = 5
+#: The resources whose paths declare no 429 (Prism answers `Prefer: code=429` there with its own 404).
+NO_429 = {"chat_completions", "chat_completion_messages"}
 #: A list whose has_more never ends stops here, with a ResponseFormatError.
 MAX_PAGES = 6
 TIMEOUT = 10.0
+#: The longest Retry-After sat out; the spec's 429 asks for 1 second or (from Prism) far more.
+MAX_WAIT = 2.0
 #: Longer than any query can take within the timeout and the page cap: past it, the query hung.
 QUERY_BOUND = 60.0
 #: The error classes a query may end with: the package's own, whose messages say what happened.
@@ -156,28 +165,30 @@ def servers() -> Iterator[dict[str, tuple[RecordingProxy, duckdb.DuckDBPyConnect
         successors_proxy = stack.enter_context(RecordingProxy(successors))
         assistants_proxy = stack.enter_context(RecordingProxy(assistants))
         print(f"Prism up in {time.monotonic() - started:.1f} s")
-        made: dict[str, tuple[RecordingProxy, duckdb.DuckDBPyConnection]] = {}
-        registrations = []
-        for name, proxy in (("successors", successors_proxy), ("assistants", assistants_proxy)):
-            con = duckdb.connect()
-            registrations.append(
-                duckdb_openai.register(
-                    con,
-                    api_key=KEY,
-                    base_url=proxy.base_url,
-                    timeout=TIMEOUT,
-                    max_pages=MAX_PAGES,
-                    retry_initial_delay=0.01,
-                    retry_max_delay=0.05,
-                    progress="off",
-                )
-            )
-            made[name] = (proxy, con)
-        yield made
-        for registration in registrations:
-            registration.close()
-        for _, con in made.values():
-            con.close()
+        made = {"successors": successors_proxy, "assistants": assistants_proxy}
+        yield {name: (proxy, stack.enter_context(_connection(proxy))) for name, proxy in made.items()}
+
+
+@contextlib.contextmanager
+def _connection(proxy: RecordingProxy) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection registered against `proxy`, closed afterwards."""
+    con = duckdb.connect()
+    registration = duckdb_openai.register(
+        con,
+        api_key=KEY,
+        base_url=proxy.base_url,
+        timeout=TIMEOUT,
+        max_pages=MAX_PAGES,
+        max_wait=MAX_WAIT,
+        retry_initial_delay=0.01,
+        retry_max_delay=0.05,
+        progress="off",
+    )
+    try:
+        yield con
+    finally:
+        registration.close()
+        con.close()
 
 
 def _dumps(value: Any) -> str:
@@ -259,53 +270,64 @@ def error_problem(message: str, query: Query) -> str | None:
 
 
 def run_rounds(
-    servers: dict[str, tuple[RecordingProxy, duckdb.DuckDBPyConnection]], query: Query, *, coherent: bool
+    servers: dict[str, tuple[RecordingProxy, duckdb.DuckDBPyConnection]],
+    query: Query,
+    *,
+    coherent: bool,
+    prefer: str | None = None,
+    rounds: int = ROUNDS,
+    fresh: bool = False,
 ) -> tuple[dict[str, int], list[str]]:
-    """Run `query` ROUNDS times; the tally of outcomes and the problems found."""
-    proxy, con = servers[query.server]
-    proxy.coherent = coherent
+    """Run `query` `rounds` times (each on a new connection if `fresh`); the tally of outcomes and the
+    problems found."""
+    proxy, shared = servers[query.server]
+    proxy.coherent, proxy.prefer = coherent, prefer
     tally: dict[str, int] = {}
     problems: list[str] = []
     keep = Path(tempfile.mkdtemp(prefix="prism-findings-"))
-    for round_ in range(ROUNDS):
-        proxy.served.clear()
-        started = time.monotonic()
-        outcome: str
-        problem: str | None = None
-        try:
-            result = con.execute(query.sql)
-            names = [d[0] for d in result.description]
-            rows = [dict(zip(names, r, strict=True)) for r in result.fetchall()]
-        except duckdb.Error as exc:
-            message = str(exc)
-            outcome = _outcome(message)
-            problem = error_problem(message, query)
-            if problem:
-                problem += f": {message[:600]}"
-        else:
-            outcome = "rows" if rows else "no rows"
-            objects = served_objects(proxy.served)
-            ids = [r[query.resource.item_column] for r in rows]
-            if len(set(ids)) != len(ids):
-                problem = f"an id came back twice: {ids}"
-            for row in rows:
-                problem = problem or row_problem(row, query, objects)
-        elapsed = time.monotonic() - started
-        if elapsed > QUERY_BOUND:
-            problem = f"took {elapsed:.0f} s"
+    for round_ in range(rounds):
+        with contextlib.ExitStack() as stack:
+            con = stack.enter_context(_connection(proxy)) if fresh else shared
+            outcome, problem = _one_round(proxy, con, query)
         tally[outcome] = tally.get(outcome, 0) + 1
         if problem:
             saved = keep / f"round{round_}.json"
-            saved.write_text(
-                json.dumps(
-                    [
-                        {"path": s.path, "query": s.query, "status": s.status, "body": s.body.decode()}
-                        for s in proxy.served
-                    ]
-                )
-            )
+            served = [
+                {"path": s.path, "query": s.query, "status": s.status, "body": s.body.decode()}
+                for s in proxy.served
+            ]
+            saved.write_text(json.dumps(served))
             problems.append(f"{problem} (bodies served: {saved})")
     return tally, problems
+
+
+def _one_round(proxy: RecordingProxy, con: duckdb.DuckDBPyConnection, query: Query) -> tuple[str, str | None]:
+    """Run `query` once: its outcome for the tally, and what went wrong, if anything."""
+    proxy.served.clear()
+    started = time.monotonic()
+    problem: str | None = None
+    try:
+        result = con.execute(query.sql)
+        names = [d[0] for d in result.description]
+        rows = [dict(zip(names, r, strict=True)) for r in result.fetchall()]
+    except duckdb.Error as exc:
+        message = str(exc)
+        outcome = _outcome(message)
+        problem = error_problem(message, query)
+        if problem:
+            problem += f": {message[:600]}"
+    else:
+        outcome = "rows" if rows else "no rows"
+        objects = served_objects(proxy.served)
+        ids = [r[query.resource.item_column] for r in rows]
+        if len(set(ids)) != len(ids):
+            problem = f"an id came back twice: {ids}"
+        for row in rows:
+            problem = problem or row_problem(row, query, objects)
+    elapsed = time.monotonic() - started
+    if elapsed > QUERY_BOUND:
+        problem = f"took {elapsed:.0f} s"
+    return outcome, problem
 
 
 def _outcome(message: str) -> str:
@@ -338,6 +360,22 @@ def test_coherent_prism_bodies_end_as_served_rows_or_a_package_error(
     tally, problems = run_rounds(servers, query, coherent=True)
     _report(query, "coherent", tally)
     assert not problems, f"{len(problems)} of {ROUNDS} queries went wrong:\n" + "\n".join(problems[:5])
+
+
+@pytest.mark.parametrize("query", [q for q in QUERIES if q.resource.name not in NO_429], ids=lambda q: q.id)
+def test_the_specs_429_ends_as_a_rate_limit_error(
+    servers: dict[str, tuple[RecordingProxy, duckdb.DuckDBPyConnection]], query: Query
+) -> None:
+    """Prism answers every request with the spec's 429 (`Prefer: code=429`): a random error body and a
+    random `Retry-After` of at least a second, mostly days. Every query fails at once as a RateLimitError
+    naming the wait, or after sitting out a short one."""
+    # A fresh connection each time: the client keeps honouring a 429's wait (days) for later queries.
+    tally, problems = run_rounds(
+        servers, query, coherent=False, prefer="code=429", rounds=RATE_LIMITED_ROUNDS, fresh=True
+    )
+    _report(query, "429", tally)
+    assert not problems, f"{len(problems)} queries went wrong:\n" + "\n".join(problems[:5])
+    assert all("RateLimitError: " in outcome for outcome in tally), tally
 
 
 def test_the_checks_catch_a_row_that_was_not_served_and_a_raw_error() -> None:
