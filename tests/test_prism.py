@@ -13,7 +13,11 @@ ROUNDS times in two modes:
   the random objects themselves reach the decoders and most queries end as rows.
 - `429`: Prism answers with the spec's rate-limit response (`Prefer: code=429`: a random error body and
   `Retry-After`, mostly of days): every query fails at once as a RateLimitError that says how long the
-  server asked to wait (a few rounds, each on a new connection).
+  server asked to wait, or with `on_error := 'skip'` yields no rows and warns (a few rounds, each on a
+  new connection). The chat completion paths declare no 429 and are left out.
+
+Fan-outs (a LATERAL join over several keys, with and without `on_error := 'skip'`) are among the
+queries: their pages arrive together and are decoded together.
 
 Each query ends as rows, each of them an object a served body held (its id, its typed scalar fields and
 its `json` text match that object), or as a DuckDB error whose cause is a package error class; never a
@@ -23,7 +27,8 @@ Prism's `--seed` makes every request of an endpoint answer the same body, so the
 a failing case writes the bodies it was served to a file named in the failure, to replay with a
 ScriptedServer (tests/test_prism_findings.py holds the cases found so far).
 
-Slow (Prism takes a few seconds to start, the loops about a minute): `make test-quick` leaves it out.
+Slow (Prism takes 3 s to start, the loops under a minute; installing it the first time 10-20 s):
+`make test-quick` leaves it out.
 """
 
 from __future__ import annotations
