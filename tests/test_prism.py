@@ -306,13 +306,14 @@ def run_rounds(
     proxy.coherent, proxy.prefer = coherent, prefer
     tally: dict[str, int] = {}
     problems: list[str] = []
-    keep = Path(tempfile.mkdtemp(prefix="prism-findings-"))
+    keep: Path | None = None  # made at the first problem, for the bodies that showed it
     for round_ in range(rounds):
         with contextlib.ExitStack() as stack:
             con = stack.enter_context(_connection(proxy)) if fresh else shared
             outcome, problem = _one_round(proxy, con, query)
         tally[outcome] = tally.get(outcome, 0) + 1
         if problem:
+            keep = keep or Path(tempfile.mkdtemp(prefix="prism-findings-"))
             saved = keep / f"round{round_}.json"
             served = [
                 {"path": s.path, "query": s.query, "status": s.status, "body": s.body.decode()}
