@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check bench fmt clean
+.PHONY: demo test test-quick prism check bench fmt clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "duckdb-openai needs Python 3.11+ (duckdb 2 does), and $(PYTHON) is " + sys.version.split()[0] + ": run make PYTHON=python3.11 ...")'
@@ -19,6 +19,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Everything but the slow tests (the Prism mock of the contracts): for quick rounds while working.
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# Prism (an npm package, for tests/test_prism.py) into ~/.cache/duckdb-openai-prism; the tests install
+# it on first use too. Needs node and npm.
+prism: $(STAMP)
+	$(BIN)/python -m tests.prism
 
 check: $(STAMP)
 	$(BIN)/ruff format --check duckdb_openai tests benchmarks examples

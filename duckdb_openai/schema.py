@@ -20,8 +20,10 @@ __all__ = [
     "duckdb_type",
     "field",
     "is_json",
+    "is_number_time",
     "is_object_json",
     "json_field",
+    "number_time_field",
     "object_json_field",
     "struct",
 ]
@@ -61,6 +63,19 @@ def object_json_field(name: str, doc: str) -> pa.Field:
     is a list where the struct expects text) is NULL in that field and whole in this one.
     """
     return pa.field(name, pa.string(), metadata={"doc": doc, "json": "object"})
+
+
+def number_time_field(name: str, type_: pa.DataType, doc: str) -> pa.Field:
+    """A timestamp field whose epoch seconds the API types as a number, not an integer (a response's
+    `created_at`): a fraction of a second is kept (to the timestamp's unit), where an integer field's
+    fraction is an error."""
+    return pa.field(name, type_, metadata={"doc": doc, "seconds": "number"})
+
+
+def is_number_time(f: pa.Field) -> bool:
+    """Whether `f` was declared with `number_time_field`."""
+    metadata: dict[bytes, bytes] = f.metadata or {}
+    return metadata.get(b"seconds") == b"number"
 
 
 def is_json(f: pa.Field) -> bool:

@@ -29,6 +29,9 @@ the data stays exact, are:
 - a field the schema does not declare is dropped; a declared field that is missing is NULL;
 - an integral number written as a float (`3.0`) in an integer or timestamp field is read as that
   integer (`3.7` is an error, never truncated);
+- where the spec types epoch seconds as a number, not an integer (a response's `created_at` and
+  `completed_at`, declared with `schema.number_time_field`), a fraction of a second is kept, rounded to
+  the microsecond;
 - a metadata value that is not a string is kept as its text (`2` becomes `'2'`);
 - `first_id` / `last_id` may be absent or null (only a present one must match).
 
@@ -45,6 +48,7 @@ import contextlib
 import functools
 import io
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -55,7 +59,7 @@ import pyarrow.json as pj
 
 from duckdb_openai.engine.contract import check_body, check_ids, preview
 from duckdb_openai.errors import ResponseFormatError
-from duckdb_openai.schema import is_json, is_object_json
+from duckdb_openai.schema import is_json, is_number_time, is_object_json
 
 __all__ = ["Page", "PageDecoder", "check_page", "conform"]
 
@@ -108,6 +112,20 @@ def _parse_type(t: pa.DataType) -> pa.DataType:
     if pa.types.is_list(t):
         return pa.list_(_parse_type(t.value_type))
     return t
+
+
+def _python_field(f: pa.Field) -> pa.Field:
+    """Field `f` as the Python path builds it: like `_parse_type` (timestamps as integer seconds), but
+    maps stay maps and a `number_time_field` stays a timestamp, which `_exact_numbers` fills with the
+    timestamp's units from seconds that may have a fraction."""
+    t = f.type
+    if pa.types.is_timestamp(t):
+        return f if is_number_time(f) else pa.field(f.name, pa.int64())
+    if pa.types.is_struct(t):
+        return pa.field(f.name, pa.struct([_python_field(child) for child in t]))
+    if pa.types.is_list(t):
+        return pa.field(f.name, pa.list_(_python_field(t.value_field)))
+    return pa.field(f.name, t)
 
 
 def _mask(arr: pa.Array) -> pa.Array | None:
@@ -335,6 +353,8 @@ def _fitter(f: pa.Field) -> _Fitter:
     if pa.types.is_boolean(t):
         return lambda value: value if isinstance(value, bool) else None
     floating = pa.types.is_floating(t)
+    # Epoch seconds the API types as a number (`number_time_field`): a fraction is kept.
+    fraction_limit = 2**63 / _SCALE[t.unit] if pa.types.is_timestamp(t) and is_number_time(f) else None
 
     # Integers, floats and timestamps (epoch seconds); a whole float such as 1741476777.0 counts.
     def number(value: Any) -> Any:
@@ -342,6 +362,8 @@ def _fitter(f: pa.Field) -> _Fitter:
             return None
         if floating:
             return float(value)
+        if fraction_limit is not None:
+            return value if math.isfinite(value) and abs(value) < fraction_limit else None
         if isinstance(value, float):
             return int(value) if value.is_integer() and abs(value) < 2**63 else None
         return value if -(2**63) <= value < 2**63 else None
@@ -369,9 +391,7 @@ class PageDecoder:
         # Chosen once: a schema with JSON-text fields decodes every body on the Python path.
         self._json_plan = _json_plan(self.row_type)
         # What the Python path builds its rows as (maps as maps), and where their numbers sit.
-        self._python_parse = pa.struct(
-            [pa.field(f.name, f.type if pa.types.is_map(f.type) else _parse_type(f.type)) for f in schema]
-        )
+        self._python_parse = pa.struct([_python_field(f) for f in schema])
         self._python_numbers = _number_plan(self._python_parse)
 
     def empty(self) -> pa.RecordBatch:
@@ -594,7 +614,7 @@ class PageDecoder:
 
 #: Where the numbers of a parse type sit: `_INT` or `_FLOAT` for one, a tuple of (name, plan) pairs for the
 #: fields of a struct that hold some, `_Items` for the elements of a list.
-_NumberPlan: TypeAlias = "str | tuple[tuple[str, _NumberPlan], ...] | _Items"
+_NumberPlan: TypeAlias = "str | tuple[tuple[str, _NumberPlan], ...] | _Items | _Seconds"
 _INT, _FLOAT = "int", "float"
 
 
@@ -605,8 +625,18 @@ class _Items:
     element: _NumberPlan
 
 
+@dataclass(frozen=True)
+class _Seconds:
+    """The number plan of a `number_time_field`: epoch seconds, a fraction allowed, made the timestamp's
+    units (`scale` per second)."""
+
+    scale: int
+
+
 def _number_plan(t: pa.DataType) -> _NumberPlan | None:
     """The number fields inside parse type `t`, or None if it holds none (only those are walked)."""
+    if pa.types.is_timestamp(t):  # only a number_time_field keeps its timestamp type on the Python path
+        return _Seconds(_SCALE[t.unit])
     if pa.types.is_integer(t):
         return _INT
     if pa.types.is_floating(t):
@@ -639,6 +669,17 @@ def _exact_numbers(value: Any, plan: _NumberPlan, path: str) -> Any:
         if isinstance(value, bool):
             raise ResponseFormatError(f"{path} holds {value!r} where the schema has a number")
         return value
+    if isinstance(plan, _Seconds):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ResponseFormatError(
+                f"{path} holds {value!r}, which does not fit the schema: it has a time there (epoch seconds)"
+            )
+        units = value * plan.scale if isinstance(value, int) else round(value * plan.scale)
+        if not -(2**63) <= units < 2**63:
+            raise ResponseFormatError(
+                f"{path} holds {value!r} seconds, which does not fit the schema's timestamp"
+            )
+        return units
     if isinstance(plan, tuple):
         if isinstance(value, dict):
             for name, child in plan:

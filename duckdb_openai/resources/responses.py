@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from duckdb_openai.resources.base import Key, Resource, sort_option
 from duckdb_openai.resources.items import ITEM, ITEM_FIELDS
-from duckdb_openai.schema import field, json_field, object_json_field, struct
+from duckdb_openai.schema import field, json_field, number_time_field, object_json_field, struct
 
 __all__ = [
     "RESPONSES",
@@ -78,9 +78,9 @@ RESPONSES_SCHEMA: pa.Schema = pa.schema(
     [
         field("id", _S, "Id of the response (`resp_...`)."),
         field("object", _S, "Always 'response'."),
-        field("created_at", _TS, "When the response was created."),
+        number_time_field("created_at", _TS, "When the response was created."),
         field("status", _S, "One of " + ", ".join(RESPONSE_STATUSES) + "."),
-        field("completed_at", _TS, "When the response completed; NULL unless 'completed'."),
+        number_time_field("completed_at", _TS, "When the response completed; NULL unless 'completed'."),
         field(
             "error",
             struct(
