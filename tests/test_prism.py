@@ -205,6 +205,9 @@ def _connection(proxy: RecordingProxy) -> Iterator[duckdb.DuckDBPyConnection]:
         retry_initial_delay=0.01,
         retry_max_delay=0.05,
         progress="off",
+        # A mock answers each request with new random objects, so what the API promises never changes
+        # (a finished run's steps) does change here: each round must see only what it was served.
+        cache=False,
     )
     try:
         yield con
