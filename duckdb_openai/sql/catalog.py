@@ -59,7 +59,7 @@ import duckdb
 import pyarrow as pa
 
 from duckdb_openai.client import Client
-from duckdb_openai.errors import ConfigurationError
+from duckdb_openai.errors import ConfigurationError, DuckDBOpenAIError
 from duckdb_openai.resources import RESOURCES
 from duckdb_openai.resources.base import Request, Resource
 
@@ -191,7 +191,7 @@ class ResourceSource:
         narrowed = pa.schema([schema.field(i) for i in chosen])
         batches = self._batches(plan)
         first = next(batches, None)
-        ahead = batches if first is None else itertools.chain([first], batches)
+        ahead = batches if first is None else itertools.chain([first], _named(batches))
         projected = (b.select(chosen) for b in ahead)
         return pa.RecordBatchReader.from_batches(narrowed, projected).__arrow_c_stream__(), True
 
@@ -306,6 +306,19 @@ class ResourceSource:
             for table in tables:
                 if table is not None:
                     yield from table.to_batches()
+
+
+def _named(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """`batches`, a package error raised among them led by its class name.
+
+    An error after the first batch reaches DuckDB through pyarrow's stream, which reports any other
+    exception as an 'Unknown error' without its class and appends a Python traceback; an ArrowInvalid
+    keeps its text in front ('Invalid: ResponseFormatError: ...'). The traceback stays in the detail:
+    pyarrow adds it to every exception a Python stream raises (tests/test_prism_findings.py)."""
+    try:
+        yield from batches
+    except DuckDBOpenAIError as exc:
+        raise pa.ArrowInvalid(f"{type(exc).__name__}: {exc}") from None
 
 
 def _keep(batch: pa.RecordBatch, row_filter: Constraint) -> pa.RecordBatch:
