@@ -110,6 +110,9 @@ def connect(emu: Emulator, runs: list[RunInfo], **settings: Any) -> tuple[duckdb
         max_concurrency=CONCURRENCY,
         progress=False,
         timeout=HTTP_TIMEOUT,
+        # Every round measures fetching: without this a finished run's steps come from the cache
+        # (bench_cache measures that).
+        cache=False,
         **settings,
     )
     return con, registration
