@@ -30,9 +30,7 @@ import duckdb
 
 import duckdb_openai
 from duckdb_openai.emulator import DatasetConfig, Emulator, Family, RunInfo
-from duckdb_openai.resources import RESOURCES
-from duckdb_openai.resources.base import Key, Resource, sort_option
-from duckdb_openai.resources.runs import RUN_LIFECYCLE, RUNS_SCHEMA
+from duckdb_openai.resources.runs import RUNS, TERMINAL_STATUSES
 
 from ._common import API_KEY, HTTP_TIMEOUT, Watchdog, emulator, info, load_runs, parser, ratio, timed, warm_up
 
@@ -42,28 +40,7 @@ SEED = 7
 CONCURRENCY = 32
 LATENCY_MS = 200.0
 QUERY = "SELECT count(*), sum(s.usage.total_tokens) FROM runs r, run_steps(r.thread_id, r.run_id) s"
-TERMINAL = {"completed", "failed", "cancelled", "expired", "incomplete"}
-
-
-def runs_resource() -> Resource:
-    """The runs declaration: the package's once it has one, else the same declaration here."""
-    for resource in RESOURCES:
-        if resource.name == "runs":
-            return resource
-    return Resource(
-        name="runs",
-        item_name="run",
-        path="threads/{thread_id}/runs",
-        keys=(Key("thread_id", "thread_abc123"),),
-        item_key=Key("run_id", "run_abc123"),
-        item_path_template="threads/{thread_id}/runs/{run_id}",
-        schema=RUNS_SCHEMA,
-        options=(sort_option("runs"),),
-        lifecycle=RUN_LIFECYCLE,
-    )
-
-
-RUNS = runs_resource()
+TERMINAL = set(TERMINAL_STATUSES)
 
 
 def finished_runs(emu: Emulator, count: int) -> list[RunInfo]:

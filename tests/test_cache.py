@@ -22,35 +22,13 @@ from duckdb_openai.emulator import Emulator
 from duckdb_openai.emulator.family import Family
 from duckdb_openai.emulator.live import LiveConfig
 from duckdb_openai.engine.cache_store import DiskStore, Entry, MemoryStore, StoreKey, read_entry_file
-from duckdb_openai.resources import RESOURCES
 from duckdb_openai.resources.base import Key, Lifecycle, Parent, Resource, check_relations, sort_option
 from duckdb_openai.resources.run_steps import RUN_STEPS, RUN_STEPS_SCHEMA
-from duckdb_openai.resources.runs import RUN_LIFECYCLE, RUNS_SCHEMA
+from duckdb_openai.resources.runs import RUNS, TERMINAL_STATUSES
 from duckdb_openai.sql.register import Registration
 from tests.helpers import KEY, connect, list_requests
 
-TERMINAL = {"completed", "failed", "cancelled", "expired", "incomplete"}
-
-
-def runs_resource() -> Resource:
-    """The runs declaration: the package's once the lead adds it, until then the same declaration here."""
-    for resource in RESOURCES:
-        if resource.name == "runs":
-            return resource
-    return Resource(
-        name="runs",
-        item_name="run",
-        path="threads/{thread_id}/runs",
-        keys=(Key("thread_id", "thread_abc123"),),
-        item_key=Key("run_id", "run_abc123"),
-        item_path_template="threads/{thread_id}/runs/{run_id}",
-        schema=RUNS_SCHEMA,
-        options=(sort_option("runs"),),
-        lifecycle=RUN_LIFECYCLE,
-    )
-
-
-RUNS = runs_resource()
+TERMINAL = set(TERMINAL_STATUSES)
 
 
 def pick_runs(emu: Emulator) -> list[Any]:
