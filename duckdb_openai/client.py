@@ -47,8 +47,8 @@ class Client:
     both_ends, on_error, progress, allow_insecure_http, max_wait, max_response_bytes, max_pages, proxy,
     verify, cache, cache_dir, final_after, cache_max_bytes.
 
-    `cache` is what the client keeps of data that can no longer change (`cache.py`): in memory by default,
-    in `cache_dir` when given, None with `cache=False`; it outlives the idle close."""
+    `cache` is what the client keeps of data that can no longer change (`engine/cache.py`): in memory by
+    default, in `cache_dir` when given, None with `cache=False`; it outlives the idle close."""
 
     def __init__(self, *, settings: Settings | None = None, **kwargs: Any) -> None:
         self.settings = settings if settings is not None else Settings.resolve(**kwargs)

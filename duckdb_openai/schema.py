@@ -1,6 +1,6 @@
 """Generic helpers over an Arrow schema: its DuckDB type text and its column reference.
 
-The schema itself is declared once, beside its resource (`run_steps.py`); DuckDB's types, the JSON
+The schema itself is declared once, beside its resource (`resources/run_steps.py`); DuckDB's types, the JSON
 parse types and the README's column table are all derived from it here.
 
 >>> import pyarrow as pa

@@ -7,8 +7,9 @@ showed it and served by a ScriptedServer, so it runs fast and without Prism.
   with a fraction is still an error (tests/test_hostile_pages.py).
 - An error after the first page of a catalog table (`openai.chat.completions`) reaches SQL as
   "Unknown error: ... Detail: Python exception: Traceback ...": pyarrow's batch reader attaches the
-  traceback to any exception raised while DuckDB pulls a later batch. Not fixed here (source.py and
-  session.py stream the pages); the test is an expected failure until it is.
+  traceback to any exception raised while DuckDB pulls a later batch. Not fixed (sql/catalog.py and
+  client.py stream the pages; the error's own line now leads with its class); the test is an expected
+  failure until it is.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def test_a_response_time_that_is_no_time_is_a_response_format_error(created_at: 
 @pytest.mark.xfail(
     strict=True,
     reason="an error after a catalog table's first page reaches SQL with pyarrow's 'Unknown error' and a "
-    "Python traceback (source.py / session.py stream the pages; see the module docstring)",
+    "Python traceback (sql/catalog.py / client.py stream the pages; see the module docstring)",
 )
 def test_an_error_after_the_first_page_of_a_catalog_table_is_a_clear_package_error() -> None:
     script = [

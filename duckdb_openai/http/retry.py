@@ -1,7 +1,7 @@
 """Retry policy as two pure functions and named constants: should this be retried, and how long to wait.
 
 Modelled on the official SDK's `_should_retry` and `_calculate_retry_timeout`; the loop itself is
-tenacity's (see `client.py`).
+tenacity's (see `requester.py`).
 
 >>> should_retry(429, {})
 True

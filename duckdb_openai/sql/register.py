@@ -3,7 +3,7 @@
 DuckDB 2.0 has no public Python table-function API, so each table is a TEMP table macro over a
 `type='arrow'` scalar function that returns, per input row, the LIST of that row's objects; the macro
 unnests it into rows and columns. DuckDB hands the function up to 2,048 input rows at a time, which is
-where the concurrency across a LATERAL join comes from. For each resource (see `resources.py`)::
+where the concurrency across a LATERAL join comes from. For each resource (see `resources/__init__.py`)::
 
     <name>(keys..., filters := NULL, options := defaults, on_error := NULL, max_concurrency := NULL,
            progress := NULL, cache := NULL)                   the list, if the API can list it
