@@ -101,10 +101,14 @@ CAUSE = re.compile(
 CAUSE_IN_WARNING = re.compile(r"skipped \d+ of \d+ .*: \d+ x (" + "|".join(sorted(PACKAGE_ERRORS)) + r"): ")
 #: The one known way a package error reaches SQL with a traceback (test_prism_findings.py holds it): an
 #: error after the first page of a catalog table (`openai.chat.completions`), which pyarrow's batch
-#: reader reports as "Unknown error: ... Detail: Python exception: Traceback".
+#: reader reports with a "Detail: Python exception: Traceback"; its own line leads with the package
+#: error's class ("Invalid: ResponseFormatError: ...").
 MIDSTREAM_TRACEBACK = re.compile(
-    r"reading the stream registered as '__openai_\w+_source' failed: Unknown error: .*"
-    r"Detail: Python exception: Traceback .*\nduckdb_openai\.errors\.(ResponseFormatError|FetchError): ",
+    r"reading the stream registered as '__openai_\w+_source' failed: Invalid: (?:"
+    + "|".join(sorted(PACKAGE_ERRORS))
+    + r"): .*Detail: Python exception: Traceback .*\npyarrow\.lib\.ArrowInvalid: (?:"
+    + "|".join(sorted(PACKAGE_ERRORS))
+    + r"): ",
     re.S,
 )
 
@@ -427,6 +431,16 @@ def test_the_checks_catch_a_row_that_was_not_served_and_a_raw_error() -> None:
     clear = f"{udf}FetchError: conversation_items failed for conversation_id='c': ResponseFormatError: x"
     assert error_problem(clear, query) is None
     assert error_problem(f"{udf}ArrowInvalid: JSON parse error", query) == "a raw error escaped"
+    stream = (
+        "Invalid Input Error: reading the stream registered as '__openai_conversations_items_source' failed: "
+    )
+    detail = ". Detail: Python exception: Traceback (most recent call last):\n  File ..., in _named\n"
+    midstream = (
+        f"{stream}Invalid: ResponseFormatError: x{detail}pyarrow.lib.ArrowInvalid: ResponseFormatError: x"
+    )
+    assert error_problem(midstream, query) is None  # the known finding (test_prism_findings.py)
+    raw = f"{stream}Invalid: JSON parse error{detail}pyarrow.lib.ArrowInvalid: JSON parse error"
+    assert error_problem(raw, query) == "a raw error escaped"
     assert error_problem(
         f"{udf}FetchError: conversation_items failed for conversation_id='c': Boom: x", query
     )
