@@ -5,11 +5,11 @@ showed it and served by a ScriptedServer, so it runs fast and without Prism.
   Prism sends fractions of a second: every `response(...)` failed with "created_at holds 76032155.98
   where the schema has a whole number". Now kept to the microsecond; a run step's integer `created_at`
   with a fraction is still an error (tests/test_hostile_pages.py).
-- An error after the first page of a catalog table (`openai.chat.completions`) reaches SQL as
+- An error after the first page of a catalog table (`openai.chat.completions`) reached SQL as
   "Unknown error: ... Detail: Python exception: Traceback ...": pyarrow's batch reader attaches the
-  traceback to any exception raised while DuckDB pulls a later batch. Not fixed (sql/catalog.py and
-  client.py stream the pages; the error's own line now leads with its class); the test is an expected
-  failure until it is.
+  traceback to any exception raised while DuckDB pulls a later batch. The error's own line now leads with
+  its class ("Invalid: ResponseFormatError: ..."); the traceback in the detail is not fixed (sql/catalog.py
+  and client.py stream the pages), and that test is an expected failure until it is.
 """
 
 from __future__ import annotations
