@@ -95,8 +95,8 @@ def test_a_response_time_that_is_no_time_is_a_response_format_error(created_at: 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="an error after a catalog table's first page reaches SQL with pyarrow's 'Unknown error' and a "
-    "Python traceback (sql/catalog.py / client.py stream the pages; see the module docstring)",
+    reason="an error after a catalog table's first page reaches SQL with a Python traceback in pyarrow's "
+    "detail (sql/catalog.py / client.py stream the pages; see the module docstring)",
 )
 def test_an_error_after_the_first_page_of_a_catalog_table_is_a_clear_package_error() -> None:
     script = [
