@@ -43,7 +43,7 @@ from typing import Any
 
 from .data import _CUSTOMERS, _EPOCH, _METADATA, Dataset, RunInfo, _dump, _make_id
 
-__all__ = ["THREAD_MANIFEST_COLUMNS", "Family", "Listing", "ThreadData"]
+__all__ = ["THREAD_MANIFEST_COLUMNS", "Family", "Listing", "ThreadData", "assemble_thread"]
 
 THREAD_MANIFEST_COLUMNS = ("thread_id", "customer", "created_at")
 
@@ -693,6 +693,14 @@ def _thread_data(
             messages.append(
                 (step["created_at"], len(messages), _assistant_message(rng, run, step, files, images))
             )
+    return assemble_thread(run_objects, messages)
+
+
+def assemble_thread(
+    run_objects: Sequence[dict[str, Any]], messages: list[tuple[int, int, dict[str, Any]]]
+) -> ThreadData:
+    """A thread's listings from its runs and its (created_at, order, message) triples: the messages in
+    creation order, and each run's own."""
     messages.sort(key=lambda item: (item[0], item[1]))
     ordered = [message for _, _, message in messages]
     listing = Listing.of(ordered)

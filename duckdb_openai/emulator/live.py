@@ -55,13 +55,13 @@ from .errors import ApiError
 from .family import (
     _EXPIRY_SECONDS,
     Family,
-    Listing,
     ThreadData,
     _assistant_message,
     _run_object,
     _summarize,
     _thread,
     _user_message,
+    assemble_thread,
 )
 
 __all__ = ["DEFAULT_STEP_SECONDS", "LiveClock", "LiveConfig", "LiveRuns", "write_manifest"]
@@ -220,18 +220,7 @@ class LiveRuns:
                 own = random.Random(f"duckdb-openai-emulator:{self.seed}:live-message:{message_id}")
                 message = _assistant_message(own, plan.info, step, files, images)
                 messages.append((step["created_at"], len(messages), message))
-        messages.sort(key=lambda item: (item[0], item[1]))
-        ordered = [message for _, _, message in messages]
-        listing = Listing.of(ordered)
-        by_run: dict[str, list[int]] = {}
-        for position, message in enumerate(ordered):
-            if message["run_id"] is not None:
-                by_run.setdefault(message["run_id"], []).append(position)
-        return ThreadData(
-            runs=Listing.of(run_objects),
-            messages=listing,
-            messages_by_run={run_id: listing.subset(indices) for run_id, indices in by_run.items()},
-        )
+        return assemble_thread(run_objects, messages)
 
     def _run_object(
         self, plan: _Plan, steps: list[dict[str, Any]], now: float, family: Family
