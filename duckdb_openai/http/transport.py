@@ -28,9 +28,9 @@ import contextvars
 import errno
 import logging
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
@@ -236,16 +236,12 @@ class _Aiohttp:
     async def get(
         self, path: str, params: Sequence[tuple[str, str]], headers: Mapping[str, str] | None = None
     ) -> Reply:
-        # The failure is raised after the except block, so it does not keep aiohttp's exception (and
-        # its request info, headers included) as __context__.
-        failure: Exception
-        try:
-            return await asyncio.wait_for(self._get(path, params, headers), self._timeout)
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            failure = TransportTimeout(str(exc))
-        except aiohttp.ClientError as exc:
-            failure = _failure(exc)
-        raise failure
+        return await _bounded(
+            self._get(path, params, headers),
+            self._timeout,
+            timeouts=(TimeoutError, aiohttp.ServerTimeoutError),
+            failures=(aiohttp.ClientError,),
+        )
 
     async def aclose(self) -> None:
         await self._session.close()
@@ -288,15 +284,32 @@ class _Httpx:
     async def get(
         self, path: str, params: Sequence[tuple[str, str]], headers: Mapping[str, str] | None = None
     ) -> Reply:
-        failure: Exception
-        try:
-            return await asyncio.wait_for(self._get(path, params, headers), self._timeout)
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            failure = TransportTimeout(str(exc))
-        except httpx.TransportError as exc:
-            # httpx's exceptions carry the request, headers included; keep only the text.
-            failure = _failure(exc)
-        raise failure
+        return await _bounded(
+            self._get(path, params, headers),
+            self._timeout,
+            timeouts=(TimeoutError, httpx.TimeoutException),
+            failures=(httpx.TransportError,),
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+async def _bounded(
+    request: Coroutine[Any, Any, Reply],
+    timeout: float,
+    *,
+    timeouts: tuple[type[BaseException], ...],
+    failures: tuple[type[BaseException], ...],
+) -> Reply:
+    """`request` within `timeout` for the whole of it, its library's errors as TransportTimeout or
+    TransportFailure. The failure is raised after the except block, so it does not keep the library's
+    exception (its request, headers included) as __context__."""
+    failure: Exception
+    try:
+        return await asyncio.wait_for(request, timeout)
+    except timeouts as exc:
+        failure = TransportTimeout(str(exc))
+    except failures as exc:
+        failure = _failure(exc)
+    raise failure
