@@ -96,3 +96,19 @@ def test_bad_input_fails_before_any_request(emu: Emulator, call: Callable[[], An
     with pytest.raises(error):
         call()
     assert emu.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize("sort", ["asc", "desc"])
+def test_a_list_read_after_an_id_gives_exactly_what_follows_it(emu: Emulator, sort: str) -> None:
+    # The incremental read a sync makes: everything after the last id it has, in one chain of pages.
+    with duckdb_openai.Client(api_key=KEY, base_url=emu.base_url, cache=False) as client:
+        whole = ids(client.read(duckdb_openai.CHAT_COMPLETIONS.bind_list({}, {"sort": sort})))
+        assert len(whole) > 200  # several pages, so both ends would be used without `after`
+        emu.reset()
+        request = duckdb_openai.CHAT_COMPLETIONS.bind_list({}, {"sort": sort}, after=whole[150])
+        assert ids(client.read(request)) == whole[151:]
+        # ceil(rest / 100) pages, and every one asked after the previous page's last id, from the start.
+        stats = emu.stats()["by_endpoint"]["chat.completions.list"]
+        assert sum(stats.values()) == -(-(len(whole) - 151) // 100)
+        with pytest.raises(InvalidIdError, match="after"):
+            duckdb_openai.CHAT_COMPLETIONS.bind_list({}, {}, after="x/../y")

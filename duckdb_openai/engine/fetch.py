@@ -113,7 +113,9 @@ class Fetcher:
         """Every row of the list `request`, as batches in the asked order."""
         assert request.order is not None and request.resource is self.resource
         path, base = request.path, request.params
-        front = Cursor(request.order)
+        front = Cursor(request.order, after=request.after)
+        if request.after is not None:
+            both_ends = False  # the far end would be the list's end, not what follows `after`
         budget = PageBudget(self.client.settings.max_pages)
         seen: set[str] = set()
         # Two pages one after the other first: a list of up to two pages takes exactly as many requests
@@ -234,7 +236,7 @@ class Fetcher:
 
     async def table(self, request: Request) -> pa.Table:
         """Every row of the list `request` as one table of the schema (through the cache, if any)."""
-        if self.cache is not None:
+        if self.cache is not None and request.after is None:
             return await self.cache.table(self, request)
         return await self.fetch_table(request)
 

@@ -312,6 +312,9 @@ class Request:
     on_error: str | None = None
     #: This row's use of the cache; None: the client's setting ('on' unless the cache is off).
     cache: CacheMode | None = None
+    #: Start the list after this object id (an incremental read: what came since); None: from the start.
+    #: Such a list is paged from its start only, in the asked order, and never served from the cache.
+    after: str | None = None
 
     @property
     def is_item(self) -> bool:
@@ -477,8 +480,17 @@ class Resource:
             raise ConfigurationError(f"unknown option {unknown[0]!r} for {what}; its options are {names}")
         return {o.name: o.check(options.get(o.name, o.default)) for o in allowed}
 
-    def bind_list(self, keys: Mapping[str, object], options: Mapping[str, object] | None = None) -> Request:
-        """The list request for these keys and options (filters among them: None leaves one out)."""
+    def bind_list(
+        self,
+        keys: Mapping[str, object],
+        options: Mapping[str, object] | None = None,
+        *,
+        after: str | None = None,
+    ) -> Request:
+        """The list request for these keys and options (filters among them: None leaves one out).
+
+        `after`: an object id of the list; the request reads only what comes after it in the asked order
+        (the API's `after` cursor), for incremental reads."""
         if self.path is None:
             raise ConfigurationError(
                 f"the API cannot list {self.name}: use {self.item_name}("
@@ -498,7 +510,8 @@ class Resource:
                 params.extend(option.encode(checked[option.name]))
         order: Order = "desc" if checked[self.order_option] == "desc" else "asc"
         path = self.path.format(**{name: quote(value, safe="") for name, value in values.items()})
-        return Request(self, values, path, tuple(params), order)
+        start = None if after is None else check_id(Key("after", f"{self.item_key.example}"), after)
+        return Request(self, values, path, tuple(params), order, after=start)
 
     def bind_item(
         self, keys: Mapping[str, object], item_id: object, options: Mapping[str, object] | None = None
