@@ -18,10 +18,12 @@ from typing import Any
 import pyarrow as pa
 
 from duckdb_openai.config import Progress, Settings, check_on_error, check_progress
-from duckdb_openai.engine.cache import Cache
-from duckdb_openai.engine.fetch import Fetcher, FetchOutcome
+from duckdb_openai.engine.cache import Cache, CachedSource
+from duckdb_openai.engine.fanout import FetchOutcome, many, wrap
+from duckdb_openai.engine.fetch import Fetcher
 from duckdb_openai.engine.runtime import CancelScope, LoopThread, install_hooks
-from duckdb_openai.errors import ConfigurationError
+from duckdb_openai.engine.source import Source
+from duckdb_openai.errors import ConfigurationError, DuckDBOpenAIError
 from duckdb_openai.http.ratelimit import Pacer
 from duckdb_openai.http.requester import Requester, RequestStats
 from duckdb_openai.progress import FanOutProgress
@@ -56,7 +58,7 @@ class Client:
         self._lock = threading.Lock()
         self._loop: LoopThread | None = None
         self._api: Requester | None = None
-        self._fetchers: dict[str, Fetcher] = {}
+        self._sources: dict[str, Source] = {}
         #: Calls in progress, and the timer that frees the thread and sockets after IDLE_CLOSE_S without.
         self._busy = 0
         self._idle_timer: threading.Timer | None = None
@@ -71,8 +73,9 @@ class Client:
     IDLE_CLOSE_S = 30.0
 
     @contextlib.contextmanager
-    def _using(self, resource: Resource) -> Iterator[tuple[LoopThread, Fetcher]]:
-        """The loop and the resource's fetcher, kept from idling out while the block runs."""
+    def _using(self, resource: Resource) -> Iterator[tuple[LoopThread, Source]]:
+        """The loop and the resource's source, kept from idling out while the block runs."""
+        self.settings.check_credential(resource.family.credential)
         with self._lock:
             self._busy += 1
             if self._idle_timer is not None:
@@ -96,7 +99,7 @@ class Client:
             self._idle_timer = None
         self.close()
 
-    def _ensure(self, resource: Resource) -> tuple[LoopThread, Fetcher]:
+    def _ensure(self, resource: Resource) -> tuple[LoopThread, Source]:
         with self._lock:
             if self._loop is None or not self._loop.alive:
                 loop = LoopThread(name="duckdb-openai")
@@ -105,13 +108,17 @@ class Client:
                     return Requester(self.settings)
 
                 self._api = loop.run(make())
-                self._fetchers = {}
+                self._sources = {}
                 self._loop = loop
-            fetcher = self._fetchers.get(resource.name)
-            if fetcher is None:
+            source = self._sources.get(resource.name)
+            if source is None:
                 assert self._api is not None
-                fetcher = self._fetchers[resource.name] = Fetcher(self._api, resource, self.cache)
-            return self._loop, fetcher
+                # The one flow of every form: the API, wrapped by the cache where one is kept.
+                source = Fetcher(self._api, resource)
+                if self.cache is not None and resource.lifecycle is not None:
+                    source = CachedSource(source, self.cache)
+                self._sources[resource.name] = source
+            return self._loop, source
 
     @property
     def stats(self) -> RequestStats:
@@ -127,7 +134,7 @@ class Client:
         """Close the connection pool and stop the background thread; the client reopens on next use."""
         with self._lock:
             loop, api = self._loop, self._api
-            self._loop, self._api, self._fetchers = None, None, {}
+            self._loop, self._api, self._sources = None, None, {}
             if self._idle_timer is not None:
                 self._idle_timer.cancel()
                 self._idle_timer = None
@@ -148,23 +155,29 @@ class Client:
     def read(self, request: Request, *, owner: int | None = None) -> pa.RecordBatchReader:
         """Every row of the list `request` (see `Resource.bind_list`), streamed page by page as a
         RecordBatchReader of the resource's schema: the first batch is there after the first response.
+        A failure is the resource's FetchError naming the request (the same as in a fan-out).
 
         `owner` ties the stream to a DuckDB connection, so that connection's `interrupt()` cancels it."""
         return pa.RecordBatchReader.from_batches(request.resource.schema, self._stream(request, owner))
 
     def _stream(self, request: Request, owner: int | None) -> Iterator[pa.RecordBatch]:
-        with self._using(request.resource) as (loop, fetcher):
-            agen = fetcher.pages(request, both_ends=self.settings.both_ends)
+        with self._using(request.resource) as (loop, source):
+            agen = source.pages(request)
             try:
                 with CancelScope(owner) as scope:
                     while True:
+                        failure: DuckDBOpenAIError | None = None
                         try:
                             batch = loop.run(_next(agen), scope)
                         except StopAsyncIteration:
                             return
-                        if self.cache is not None and request.cache != "off":
-                            self.cache.observe(request.resource, batch)  # a run's status, if finished
-                        yield request.with_keys(batch)
+                        except DuckDBOpenAIError as exc:
+                            failure = wrap(request, exc)
+                        if failure is not None:
+                            # Raised here, outside the handler: it keeps its cause as `.cause`, and
+                            # nothing that saw the request as its context.
+                            raise failure
+                        yield batch
             finally:
                 if loop.alive:
                     with contextlib.suppress(Exception):
@@ -172,8 +185,12 @@ class Client:
 
     def read_item(self, request: Request) -> pa.Table:
         """The one object of the item `request` (see `Resource.bind_item`) as a one-row table."""
-        with self._using(request.resource) as (loop, fetcher), CancelScope(None) as scope:
-            return request.with_keys(loop.run(fetcher.item(request), scope))
+        with self._using(request.resource) as (loop, source), CancelScope(None) as scope:
+            try:
+                return loop.run(source.item(request), scope)
+            except DuckDBOpenAIError as exc:
+                failure = wrap(request, exc)
+        raise failure  # outside the handler, as in _stream
 
     # -- the DuckDB fan-out ----------------------------------------------------------------------------
 
@@ -207,17 +224,27 @@ class Client:
         resource = present[0].resource
         if any(r.resource is not resource for r in present):
             raise ValueError("fan_out takes requests of one resource")
+        items = present[0].is_item
+        units = (resource.item_name + "s", resource.progress_units[1]) if items else resource.progress_units
         with (
-            self._using(resource) as (loop, fetcher),
-            FanOutProgress(len(present), fetcher.client.stats, mode) as bar,
+            self._using(resource) as (loop, source),
+            FanOutProgress(len(present), self.stats, mode, units=units) as bar,
             CancelScope(owner) as scope,
         ):
 
             def done(table: pa.Table | None) -> None:
                 bar.advance(0 if table is None else table.num_rows)
 
+            workers = 2 * (max_concurrency or self.settings.max_concurrency)
             outcome: FetchOutcome = loop.run(
-                fetcher.many(requests, skip_errors=policy == "skip", limit=max_concurrency, on_done=done),
+                many(
+                    source,
+                    requests,
+                    skip_errors=policy == "skip",
+                    workers=workers,
+                    limit=max_concurrency,
+                    on_done=done,
+                ),
                 scope,
             )
         if outcome.skipped:
@@ -231,7 +258,4 @@ class Client:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        return [
-            None if table is None or request is None else request.with_keys(table)
-            for request, table in zip(requests, outcome.tables, strict=True)
-        ]
+        return outcome.tables

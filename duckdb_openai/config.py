@@ -63,6 +63,7 @@ DEFAULT_CACHE_MAX_BYTES = 1 << 30
 DEFAULT_FINAL_AFTER = 24 * 3600.0
 
 ENV_API_KEY = "OPENAI_API_KEY"
+ENV_ADMIN_KEY = "OPENAI_ADMIN_KEY"
 ENV_BASE_URL = "OPENAI_BASE_URL"
 ENV_ORGANIZATION = "OPENAI_ORG_ID"
 ENV_PROJECT = "OPENAI_PROJECT_ID"
@@ -137,6 +138,10 @@ class Settings:
     #: The key, or None when `token_provider` gives bearer tokens instead (Requester asks it).
     api_key: Secret[str] | None = field(repr=False)
     token_provider: Secret[TokenProvider] | None = field(default=None, repr=False)
+    #: The organization's admin key, sent to the organization's endpoints only (usage, costs, audit logs).
+    admin_key: Secret[str] | None = field(default=None, repr=False)
+    #: Where the admin key came from, for error messages ("admin_key=", "$OPENAI_ADMIN_KEY").
+    admin_key_source: str = "admin_key="
     base_url: str = DEFAULT_BASE_URL
     organization: str | None = None
     project: str | None = None
@@ -181,6 +186,7 @@ class Settings:
         *,
         api_key: str | None = None,
         token_provider: TokenProvider | None = None,
+        admin_key: str | None = None,
         base_url: str | None = None,
         organization: str | None = None,
         project: str | None = None,
@@ -223,6 +229,14 @@ class Settings:
             _unknown_keyword(sorted(unknown))
         env = os.environ if env is None else env
         source = "api_key="
+        admin_source = "admin_key="
+        if admin_key is None:
+            admin_key = env.get(ENV_ADMIN_KEY) or None
+            admin_source = f"${ENV_ADMIN_KEY}"
+        if admin_key is not None:
+            if not isinstance(admin_key, str) or not admin_key:
+                raise ConfigurationError(f"admin_key must be a non-empty text (from {admin_source})")
+            check_credential(admin_key, f"the admin key from {admin_source}")
         if token_provider is not None:
             if api_key is not None:
                 raise ConfigurationError(
@@ -240,12 +254,16 @@ class Settings:
             if api_key is None:
                 api_key = env.get(ENV_API_KEY)
                 source = f"${ENV_API_KEY}"
-            if not api_key:
+            if not api_key and admin_key is not None:
+                api_key = None  # an admin key alone reads the organization's endpoints
+                source = "none"
+            elif not api_key:
                 raise ConfigurationError(
                     f"no API key: pass api_key= (or token_provider= for Microsoft Entra ID) to register() / "
                     f"Client() / read_run_steps(), or set the {ENV_API_KEY} environment variable"
                 )
-            check_credential(api_key, f"the API key from {source}")
+            else:
+                check_credential(api_key, f"the API key from {source}")
         base_url = (base_url or env.get(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
         organization = organization or env.get(ENV_ORGANIZATION) or None
         project = project or env.get(ENV_PROJECT) or None
@@ -274,6 +292,8 @@ class Settings:
         return cls(
             api_key=None if api_key is None else Secret(api_key),
             token_provider=None if token_provider is None else Secret(token_provider),
+            admin_key=None if admin_key is None else Secret(admin_key),
+            admin_key_source=admin_source,
             base_url=base_url,
             organization=organization,
             project=project,
@@ -311,7 +331,7 @@ class Settings:
     def secrets(self) -> list[str]:
         """Every secret text these settings hold (the key; a proxy URL and its credentials), for `redact`;
         Requester adds the tokens it was given."""
-        found = [] if self.api_key is None else [self.api_key.reveal()]
+        found = [s.reveal() for s in (self.api_key, self.admin_key) if s is not None]
         if self.proxy is not None:
             url = self.proxy.reveal()
             parts = urlsplit(url)
@@ -326,30 +346,54 @@ class Settings:
         return None if self.proxy is None else _without_credentials(self.proxy.reveal())
 
     def headers(self) -> dict[str, str]:
-        """The headers every request carries, the key included: never log or print these. With
-        token_provider=, Requester adds `Authorization: Bearer <token>` to each request (Azure's
-        api_version form too: a key goes in `api-key`, a token in Authorization)."""
-        headers = {
-            "OpenAI-Beta": "assistants=v2",
-            "Accept": "application/json",
-            "User-Agent": user_agent(),
-        }
-        if self.api_key is not None and self.api_version:
-            headers["api-key"] = self.api_key.reveal()
-        elif self.api_key is not None:
-            headers["Authorization"] = f"Bearer {self.api_key.reveal()}"
+        """The headers every request carries, whatever its family: no credential (`credential_headers`
+        gives the one a family's request is sent with) and no family's own headers."""
+        headers = {"Accept": "application/json", "User-Agent": user_agent()}
         if self.organization:
             headers["OpenAI-Organization"] = self.organization
         if self.project:
             headers["OpenAI-Project"] = self.project
         return headers
 
+    def check_credential(self, kind: str) -> None:
+        """Raise ConfigurationError, before anything is sent, when the credential a family's requests
+        need (`Family.credential`: 'api_key' or 'admin_key') was not given."""
+        if kind == "admin_key" and self.admin_key is None:
+            raise ConfigurationError(
+                "the organization's endpoints (usage, costs, audit logs, projects, users) need an admin "
+                f"key: pass admin_key= to register() / Client(), or set {ENV_ADMIN_KEY}; the project key "
+                "is never sent to them"
+            )
+        if kind == "api_key" and self.api_key is None and self.token_provider is None:
+            raise ConfigurationError(
+                f"no API key: pass api_key= (or token_provider= for Microsoft Entra ID) to register() / "
+                f"Client() / read_run_steps(), or set the {ENV_API_KEY} environment variable (the admin "
+                "key is sent to the organization's endpoints only)"
+            )
+
+    def credential_headers(self, kind: str) -> dict[str, str]:
+        """The credential a family's requests carry (the key included: never log or print these). With
+        token_provider=, Requester adds `Authorization: Bearer <token>` to each request instead (Azure's
+        api_version form too: a key goes in `api-key`, a token in Authorization)."""
+        if kind == "admin_key":
+            assert self.admin_key is not None
+            return {"Authorization": f"Bearer {self.admin_key.reveal()}"}
+        if self.api_key is None:
+            return {}
+        if self.api_version:
+            return {"api-key": self.api_key.reveal()}
+        return {"Authorization": f"Bearer {self.api_key.reveal()}"}
+
     def base_params(self) -> dict[str, str]:
         """Query parameters every request carries (Azure's api-version)."""
         return {"api-version": self.api_version} if self.api_version else {}
 
-    def key_hint(self) -> str:
-        """Where the key came from, for a 401's message."""
+    def key_hint(self, kind: str = "api_key") -> str:
+        """Where the key (or with 'admin_key', the admin key) came from, for a 401's message."""
+        if kind == "admin_key":
+            if self.admin_key_source == "admin_key=":
+                return "the admin_key= argument"
+            return f"the {ENV_ADMIN_KEY} environment variable (or pass admin_key=)"
         if self.api_key_source == "api_key=":
             return "the api_key= argument"
         return f"the {ENV_API_KEY} environment variable (or pass api_key=)"
@@ -370,9 +414,9 @@ def check_on_error(value: str) -> OnError:
 
 
 def check_progress(value: bool | str) -> Progress:
-    if value is True or value == "on":
+    if value is True or value in ("on", "true"):
         return "on"
-    if value is False or value == "off":
+    if value is False or value in ("off", "false"):
         return "off"
     if value == "auto":
         return "auto"

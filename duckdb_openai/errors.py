@@ -163,8 +163,13 @@ class ResponseFormatError(DuckDBOpenAIError):
 
 
 class FetchError(DuckDBOpenAIError):
-    """Fetching one key of a fan-out failed: names the resource (`runs`, `message`, ...) and its keys
-    (thread_id, ...; the item's id for a retrieve), and keeps the cause."""
+    """Fetching one list or item failed: names the resource (`runs`, `message`, ...) and its keys
+    (thread_id, ...; the item's id for a retrieve), and keeps the cause.
+
+    Raised the same way by every form (a table function's LATERAL row, a catalog table, a Python
+    reader), as an instance of the cause's class too (`for_cause`): a missing run is a RunFetchError
+    and a NotFoundError, so `except NotFoundError` and `except FetchError` both catch it, and `status`,
+    `code` and the like are the cause's."""
 
     def __init__(
         self, message: str, *, resource: str, keys: dict[str, object], cause: DuckDBOpenAIError
@@ -173,6 +178,60 @@ class FetchError(DuckDBOpenAIError):
         self.resource = resource
         self.keys = keys
         self.cause = cause
+
+    @classmethod
+    def for_cause(
+        cls, message: str, *, resource: str, keys: dict[str, object], cause: DuckDBOpenAIError
+    ) -> FetchError:
+        """This error for `cause`, as an instance of both this class and the cause's class."""
+        made = _combined(cls, type(cause))
+        error = made.__new__(made)
+        Exception.__init__(error, message)
+        error.__dict__.update(cause.__dict__)  # status, code, param, base_url: the cause's
+        if isinstance(error, APIError):
+            error.message = message
+        error.resource, error.keys, error.cause = resource, keys, cause
+        return error
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        fetch_class = getattr(type(self), "_fetch_class", type(self))
+        cause_class = getattr(type(self), "_cause_class", None)
+        return (_unpickle_fetch, (fetch_class, cause_class, self.args, dict(self.__dict__)))
+
+
+_COMBINED: dict[tuple[type[FetchError], type[DuckDBOpenAIError]], type[FetchError]] = {}
+
+
+def _combined(fetch_class: type[FetchError], cause_class: type[DuckDBOpenAIError]) -> type[FetchError]:
+    """A class deriving from both, named as `fetch_class` (made once per pair)."""
+    if issubclass(cause_class, FetchError) or cause_class is DuckDBOpenAIError:
+        return fetch_class
+    found = _COMBINED.get((fetch_class, cause_class))
+    if found is None:
+        namespace = {
+            "__module__": fetch_class.__module__,
+            "__qualname__": fetch_class.__qualname__,
+            "__doc__": fetch_class.__doc__,
+            "_fetch_class": fetch_class,
+            "_cause_class": cause_class,
+        }
+        found = _COMBINED[(fetch_class, cause_class)] = type(
+            fetch_class.__name__, (fetch_class, cause_class), namespace
+        )
+    return found
+
+
+def _unpickle_fetch(
+    fetch_class: type[FetchError],
+    cause_class: type[DuckDBOpenAIError] | None,
+    args: tuple[Any, ...],
+    state: dict[str, Any],
+) -> FetchError:
+    made = fetch_class if cause_class is None else _combined(fetch_class, cause_class)
+    error = made.__new__(made)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class RunFetchError(FetchError):

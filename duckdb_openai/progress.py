@@ -64,9 +64,13 @@ def choose_display(
 
 
 class FanOutProgress:
-    """Runs done of total, with steps, requests and retries in the postfix."""
+    """Lists (or items) done of total, with their rows, requests and retries in the postfix; `units` names
+    them as the resource declares (`("runs", "steps")` for run steps, `("threads", "messages")`...)."""
 
-    def __init__(self, total: int, stats: RequestStats, mode: Progress, *, label: str = "runs") -> None:
+    def __init__(
+        self, total: int, stats: RequestStats, mode: Progress, *, units: tuple[str, str] = ("lists", "rows")
+    ) -> None:
+        label, self._rows_label = units
         self.stats = stats
         self.steps = 0
         self._start_requests = stats.requests
@@ -96,12 +100,12 @@ class FanOutProgress:
     def advance(self, rows: int) -> None:
         self.steps += rows
         if self._bar is not None:
-            self._bar.set_postfix(
-                steps=self.steps,
-                requests=self.stats.requests - self._start_requests,
-                retries=self.stats.retries - self._start_retries,
-                refresh=False,
-            )
+            postfix = {
+                self._rows_label: self.steps,
+                "requests": self.stats.requests - self._start_requests,
+                "retries": self.stats.retries - self._start_retries,
+            }
+            self._bar.set_postfix(postfix, refresh=False)
             self._bar.update(1)
 
     def __enter__(self) -> FanOutProgress:

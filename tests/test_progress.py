@@ -54,7 +54,7 @@ def test_a_kernel_without_a_usable_widget_gets_the_text_bar(
     monkeypatch.setattr(progress, "_kernel_shell", KernelShell)
     monkeypatch.setattr(progress, "_has_widgets", lambda: True)
     monkeypatch.setattr("tqdm.notebook.IProgress", None)
-    with FanOutProgress(3, RequestStats(), "on") as bar:
+    with FanOutProgress(3, RequestStats(), "on", units=("runs", "steps")) as bar:
         for _ in range(3):
             bar.advance(10)
     err = capsys.readouterr().err

@@ -86,8 +86,7 @@ def test_a_reader_makes_and_closes_its_own_client(emu: Emulator) -> None:
     ("call", "error"),
     [
         (lambda: duckdb_openai.read_runs("thread/../x"), InvalidIdError),
-        (lambda: duckdb_openai.read_messages("thread_a", run_id="run?x=1"), InvalidIdError),
-        (lambda: duckdb_openai.read_chat_completions(model="gpt\n4o"), ConfigurationError),
+        (lambda: duckdb_openai.read_chat_completions(model=4), ConfigurationError),
         (lambda: duckdb_openai.read_response_input_items("resp_a", sort="newest"), ConfigurationError),
     ],
 )
@@ -95,6 +94,24 @@ def test_bad_input_fails_before_any_request(emu: Emulator, call: Callable[[], An
     emu.reset()
     with pytest.raises(error):
         call()
+    assert emu.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda url: duckdb_openai.read_messages("thread_a", run_id="run?x=1", api_key=KEY, base_url=url),
+        lambda url: duckdb_openai.read_chat_completions(model="gpt\n4o", api_key=KEY, base_url=url),
+        lambda url: duckdb_openai.read_chat_completions(model="x" * 300, api_key=KEY, base_url=url),
+    ],
+)
+def test_a_filter_value_no_object_can_hold_selects_nothing_and_sends_nothing(
+    emu: Emulator, call: Callable[[str], pa.RecordBatchReader]
+) -> None:
+    # A filter selects: as SQL's WHERE model = '' gives no rows, so does a value no object can hold.
+    emu.reset()
+    table = call(emu.base_url).read_all()
+    assert table.num_rows == 0 and table.schema.names[0] == "id"
     assert emu.stats()["requests"] == 0
 
 

@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from duckdb_openai.emulator import Emulator
 from duckdb_openai.emulator.successors import RESPONSES_MANIFEST_COLUMNS, Successors
+from duckdb_openai.errors import ResponseFormatError
 from duckdb_openai.resources.chat_completions import (
     CHAT_COMPLETION_MESSAGES,
     CHAT_COMPLETION_MESSAGES_SCHEMA,
@@ -301,8 +302,15 @@ def test_chat_completion_and_its_messages_equal_the_sdks(
 
 
 def test_chat_filters_are_checked_before_any_request(con: duckdb.DuckDBPyConnection, emu: Emulator) -> None:
-    with pytest.raises(duckdb.Error, match="invalid model"):
-        con.execute("SELECT * FROM chat_completions(model := 'gpt\n4o')").fetchall()
+    # A model no completion can have selects nothing, in every form, without a request.
+    for sql in [
+        "SELECT * FROM chat_completions(model := 'gpt\n4o')",
+        "SELECT * FROM chat_completions(model := '')",
+        f"SELECT * FROM chat_completions(model := '{'x' * 300}')",
+        "SELECT * FROM openai.chat.completions WHERE model = ''",
+        "SELECT * FROM openai.chat.completions WHERE model IN ('', 'gpt\n4o')",
+    ]:
+        assert con.execute(sql).fetchall() == []
     assert CHAT_COMPLETIONS.bind_list({}, {"metadata": {"a": "1", "b": "2"}}).params == (
         ("metadata[a]", "1"),
         ("metadata[b]", "2"),
@@ -626,11 +634,16 @@ def test_keys_fill_only_what_the_api_left_out() -> None:
         [{"id": "m0", "completion_id": None}, {"id": "m1", "completion_id": "chatcmpl-sent"}],
         schema=CHAT_COMPLETION_MESSAGES_SCHEMA,
     )
+    # A key the API left out is filled from the request; one it sent must be the request's.
+    with pytest.raises(ResponseFormatError, match="whose completion_id is 'chatcmpl-sent'"):
+        request.with_keys(batch)
+    index = batch.schema.get_field_index("completion_id")
+    batch = batch.set_column(index, batch.schema.field(index), pa.array([None, "chatcmpl-a"]))
     filled = request.with_keys(batch)
-    assert filled.column("completion_id").to_pylist() == ["chatcmpl-a", "chatcmpl-sent"]
+    assert filled.column("completion_id").to_pylist() == ["chatcmpl-a", "chatcmpl-a"]
     assert filled.schema == CHAT_COMPLETION_MESSAGES_SCHEMA
-    whole = request.with_keys(pa.Table.from_batches([filled]))
-    assert whole.column("completion_id").to_pylist() == ["chatcmpl-a", "chatcmpl-sent"]
+    whole = request.with_keys(pa.Table.from_batches([batch]))
+    assert whole.column("completion_id").to_pylist() == ["chatcmpl-a", "chatcmpl-a"]
 
 
 def test_declarations_of_the_responses_era() -> None:

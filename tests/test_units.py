@@ -8,10 +8,10 @@ import random
 import pytest
 
 from duckdb_openai.config import Settings
-from duckdb_openai.engine.pagination import Cursor
 from duckdb_openai.errors import ConfigurationError, ResponseFormatError
 from duckdb_openai.http.ratelimit import Pacer, parse_duration
 from duckdb_openai.http.retry import retry_after, retry_delay, should_retry
+from duckdb_openai.resources.paging import CursorPaging, TokenPaging
 
 
 @pytest.mark.parametrize(
@@ -94,19 +94,34 @@ def test_low_remaining_requests_paces_before_any_429() -> None:
 
 
 def test_cursor_refuses_a_broken_contract() -> None:
-    cursor = Cursor("asc")
+    cursor = CursorPaging().start(order="asc")
     with pytest.raises(ResponseFormatError, match="no rows or no last_id"):
-        cursor.advance(has_more=True, last_id=None, count=0)
-    cursor = Cursor("asc")
-    cursor.advance(has_more=True, last_id="step_a", count=1)
+        cursor.advance({"has_more": True, "last_id": None}, rows=0)
+    cursor = CursorPaging().start(order="asc")
+    cursor.advance({"has_more": True, "last_id": "step_a"}, rows=1)
     with pytest.raises(ResponseFormatError, match="did not advance"):
-        cursor.advance(has_more=True, last_id="step_a", count=1)
+        cursor.advance({"has_more": True, "last_id": "step_a"}, rows=1)
+
+
+def test_a_page_token_must_be_given_and_must_not_repeat() -> None:
+    state = TokenPaging().start()
+    assert state.params() == []
+    with pytest.raises(ResponseFormatError, match="no next_page"):
+        state.advance({"has_more": True, "next_page": None}, rows=3)
+    state = TokenPaging().start()
+    state.advance({"has_more": True, "next_page": "page_AA+/=="}, rows=3)
+    assert state.params() == [("page", "page_AA+/==")]
+    with pytest.raises(ResponseFormatError, match="twice"):
+        state.advance({"has_more": True, "next_page": "page_AA+/=="}, rows=3)
+    state.advance({"has_more": False, "next_page": None}, rows=0)
+    assert state.done
 
 
 def test_settings_never_show_the_key() -> None:
     settings = Settings.resolve(api_key="sk-very-secret", base_url="http://localhost:1/v1", env={})
     assert "sk-very-secret" not in repr(settings) and "sk-very-secret" not in str(settings.api_key)
-    assert settings.headers()["Authorization"] == "Bearer sk-very-secret"
+    assert settings.credential_headers("api_key")["Authorization"] == "Bearer sk-very-secret"
+    assert "Authorization" not in settings.headers()  # the session's headers carry no credential
 
 
 def test_settings_read_the_environment_once() -> None:
@@ -117,7 +132,7 @@ def test_settings_read_the_environment_once() -> None:
     }
     settings = Settings.resolve(env=env)
     assert settings.base_url == "https://x.example/v1"
-    assert settings.headers()["api-key"] == "k" and "Authorization" not in settings.headers()
+    assert settings.credential_headers("api_key") == {"api-key": "k"}
     assert settings.base_params() == {"api-version": "2024-05-01"}
     assert "OPENAI_API_KEY" in settings.key_hint()
     with pytest.raises(ConfigurationError, match="white space"):

@@ -33,8 +33,10 @@ A query chooses with `cache := 'on'` (the default), `'off'` (neither read nor wr
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
@@ -51,20 +53,23 @@ from duckdb_openai.engine.cache_store import (
     StoreKey,
     scope_of,
 )
-from duckdb_openai.errors import BadRequestError, ConfigurationError
+from duckdb_openai.engine.source import Source
+from duckdb_openai.errors import BadRequestError, ConfigurationError, ResponseFormatError
 from duckdb_openai.resources.base import CacheMode, Lifecycle, Request, Resource
 
 if TYPE_CHECKING:
     from duckdb_openai.config import Settings
-    from duckdb_openai.engine.fetch import Fetcher
 
 __all__ = [
     "CACHE_MODES",
     "Cache",
+    "CachedSource",
     "check_cache_mode",
     "list_key",
     "parent_status_key",
 ]
+
+_log = logging.getLogger(__name__)
 
 CACHE_MODES: tuple[CacheMode, ...] = ("on", "off", "refresh")
 
@@ -189,44 +194,6 @@ class Cache:
         project's folder)."""
         self.store.clear()
 
-    # -- lists ---------------------------------------------------------------------------------------
-
-    async def table(self, fetcher: Fetcher, request: Request) -> pa.Table:
-        """Every row of the list `request`: the kept prefix and one request chain for the rest."""
-        mode = request.cache or "on"
-        resource = request.resource
-        lifecycle = resource.lifecycle
-        if mode == "off":
-            return await fetcher.fetch_table(request)
-        if lifecycle is None or not lifecycle.frozen:
-            table = await fetcher.fetch_table(request)
-            self.observe(resource, table)
-            return table
-        key = list_key(request)
-        entry = self.store.get(key, resource.schema) if mode == "on" else None
-        if entry is not None and self._is_final(request, entry):
-            return entry.rows if request.order == "asc" else _reversed(entry.rows)
-        # Read before the request is sent: a status learned later says nothing about these rows.
-        known_at = self._parent_known_at(request)
-        sent_at = self._clock()
-        ascending: pa.Table | None = None
-        if entry is not None and entry.rows.num_rows:
-            last_id = entry.rows.column(resource.item_column)[-1].as_py()
-            try:
-                rest = await fetcher.fetch_after(request, last_id)
-            except BadRequestError:
-                rest = None  # the cursor is no longer valid: fetch the whole list
-            if rest is not None:
-                ascending = pa.concat_tables([entry.rows, rest])
-        if ascending is None:
-            table = await fetcher.fetch_table(request)
-            ascending = table if request.order == "asc" else _reversed(table)
-            result = table
-        else:
-            result = ascending if request.order == "asc" else _reversed(ascending)
-        self._keep(key, ascending, lifecycle, entry, sent_at, known_at, replace=mode == "refresh")
-        return result
-
     def _keep(
         self,
         key: StoreKey,
@@ -260,32 +227,6 @@ class Cache:
         found = self.store.status(key) if key is not None else None
         return None if found is None else found[1]
 
-    # -- items ---------------------------------------------------------------------------------------
-
-    async def item(self, fetcher: Fetcher, request: Request) -> pa.Table:
-        """The one object of the item `request`: kept when terminal, or found in a kept list."""
-        mode = request.cache or "on"
-        resource = request.resource
-        lifecycle = resource.lifecycle
-        if mode == "off":
-            return await fetcher.fetch_item(request)
-        if lifecycle is None or not lifecycle.frozen:
-            table = await fetcher.fetch_item(request)
-            self.observe(resource, table)
-            return table
-        key = _item_key(request)
-        if mode == "on":
-            entry = self.store.get(key, resource.schema)
-            if entry is not None:
-                return entry.rows
-            found = self._from_list(request)
-            if found is not None:
-                return found
-        table = await fetcher.fetch_item(request)
-        if table.num_rows == 1 and _terminal_prefix(table, lifecycle) == 1:
-            self.store.put(key, Entry(table, self._clock(), True, True), replace=mode == "refresh")
-        return table
-
     def _from_list(self, request: Request) -> pa.Table | None:
         key = _list_key_of_item(request)
         entry = self.store.get(key, request.resource.schema) if key is not None else None
@@ -315,3 +256,133 @@ class Cache:
             for *ids, status in zip(*columns, statuses, strict=True)
             if all(isinstance(i, str) for i in ids)
         )
+
+
+def _ids(table: pa.Table | pa.RecordBatch, column: str) -> list[str]:
+    return table.column(column).to_pylist()  # type: ignore[no-any-return]
+
+
+class CachedSource:
+    """A source (`source.Source`) that serves what `cache` keeps and asks `inner` for the rest: the
+    policy of the module docstring, for every form (the table functions, the catalog tables, the Python
+    readers). A list streams: rows kept are yielded first, then what the API adds, and the list is kept
+    once it was read to its end (a LIMIT that stops early keeps nothing)."""
+
+    def __init__(self, inner: Source, cache: Cache) -> None:
+        self.inner = inner
+        self.cache = cache
+
+    @property
+    def resource(self) -> Resource:
+        return self.inner.resource
+
+    async def table(self, request: Request) -> pa.Table:
+        """Every row of the list `request` as one table of the schema."""
+        batches = [batch async for batch in self.pages(request)]
+        return pa.Table.from_batches(batches, schema=self.resource.schema)
+
+    async def pages(self, request: Request) -> AsyncGenerator[pa.RecordBatch, None]:
+        """Every row of the list `request`: the kept prefix, then one request chain for the rest."""
+        mode = request.cache or "on"
+        lifecycle = self.resource.lifecycle
+        if mode == "off" or lifecycle is None or request.after is not None or request.nothing:
+            async for batch in self.inner.pages(request):
+                yield batch
+            return
+        if not lifecycle.frozen:
+            async for batch in self.inner.pages(request):
+                self.cache.observe(self.resource, batch)  # a run's status, if finished
+                yield batch
+            return
+        cache = self.cache
+        key = list_key(request)
+        entry = cache.store.get(key, self.resource.schema) if mode == "on" else None
+        if entry is not None and cache._is_final(request, entry):
+            rows = entry.rows if request.order == "asc" else _reversed(entry.rows)
+            for batch in rows.to_batches():
+                yield batch
+            return
+        # Read before the request is sent: a status learned later says nothing about these rows.
+        known_at = cache._parent_known_at(request)
+        sent_at = cache._clock()
+        ascending: pa.Table | None = None
+        if entry is not None and entry.rows.num_rows:
+            rest: AsyncGenerator[pa.RecordBatch, None] | None = self._after(request, entry.rows)
+            assert rest is not None
+            try:
+                first = await anext(rest, None)
+            except (BadRequestError, ResponseFormatError) as exc:
+                # The cursor is no longer valid, or the answer does not continue the kept rows (nothing
+                # was yielded yet): fetch the whole list instead.
+                _log.info("%s: %s; fetching the whole list", request.describe(), exc)
+                first = None
+                await rest.aclose()
+                rest = None
+            if rest is not None:
+                kept = entry.rows
+                if request.order == "asc":
+                    for batch in kept.to_batches():
+                        yield batch
+                collected = [] if first is None else [first]
+                if first is not None and request.order == "asc":
+                    yield first
+                async for batch in rest:
+                    collected.append(batch)
+                    if request.order == "asc":
+                        yield batch
+                more = pa.Table.from_batches(collected, schema=self.resource.schema)
+                ascending = pa.concat_tables([kept, more])
+                if request.order == "desc":
+                    for batch in _reversed(ascending).to_batches():
+                        yield batch
+        if ascending is None:
+            collected = []
+            async for batch in self.inner.pages(request):
+                collected.append(batch)
+                yield batch
+            table = pa.Table.from_batches(collected, schema=self.resource.schema)
+            ascending = table if request.order == "asc" else _reversed(table)
+        cache._keep(key, ascending, lifecycle, entry, sent_at, known_at, replace=mode == "refresh")
+
+    async def _after(self, request: Request, kept: pa.Table) -> AsyncGenerator[pa.RecordBatch, None]:
+        """What follows the kept rows, ascending (one `after=` request chain). A page holding a kept id
+        (a server whose `after` is inclusive, or that ignores it or the order) is a ResponseFormatError:
+        the rows would repeat. The first page is checked before anything is yielded, so the caller can
+        still fetch the whole list instead."""
+        column = self.resource.item_column
+        assert column is not None
+        last_id = kept.column(column)[-1].as_py()
+        follow = replace(request, order="asc", after=last_id)
+        kept_ids = set(_ids(kept, column))
+        async for batch in self.inner.pages(follow):
+            repeated = kept_ids.intersection(_ids(batch, column))
+            if repeated:
+                raise ResponseFormatError(
+                    f"asked for what follows {last_id!r}, the API answered with {sorted(repeated)[0]!r}, "
+                    "which came before it; the list would repeat rows"
+                )
+            yield batch
+
+    async def item(self, request: Request) -> pa.Table:
+        """The one object of the item `request`: kept when terminal, or found in a kept list."""
+        mode = request.cache or "on"
+        cache = self.cache
+        lifecycle = self.resource.lifecycle
+        if mode == "off" or lifecycle is None:
+            return await self.inner.item(request)
+        if not lifecycle.frozen:
+            table = await self.inner.item(request)
+            cache.observe(self.resource, table)
+            return table
+        key = _item_key(request)
+        if mode == "on":
+            entry = cache.store.get(key, self.resource.schema)
+            if entry is not None:
+                return entry.rows
+            found = cache._from_list(request)
+            if found is not None:
+                return found
+        table = await self.inner.item(request)
+        if table.num_rows == 1 and _terminal_prefix(table, lifecycle) == 1:
+            cache.store.put(key, Entry(table, cache._clock(), True, True), replace=mode == "refresh")
+        return table

@@ -49,16 +49,18 @@ import functools
 import io
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from duckdb_openai.engine.contract import check_body, check_ids, preview
 from duckdb_openai.errors import ResponseFormatError
+from duckdb_openai.resources.paging import CURSOR_PAGING, Paging, envelope_of
 from duckdb_openai.schema import is_json, is_number_time, is_object_json
 
 __all__ = ["Page", "PageDecoder", "check_page", "conform"]
@@ -70,24 +72,39 @@ _FAST_PATH_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedE
 
 @dataclass(frozen=True)
 class Page:
-    """One list response: its rows as a batch of the target schema, and its cursor fields."""
+    """One list response: its rows as a batch of the target schema, and its envelope (the paging
+    strategy's fields: `has_more` with `first_id` / `last_id`, or with `next_page`)."""
 
     batch: pa.RecordBatch
-    has_more: bool
-    first_id: str | None
-    last_id: str | None
-    #: The position of the id column in the batch.
-    id_index: int = 0
+    envelope: Mapping[str, Any]
+    #: The position of the id column in the batch; None when rows carry no ids (usage buckets).
+    id_index: int | None = 0
+
+    @property
+    def has_more(self) -> bool:
+        return bool(self.envelope.get("has_more"))
+
+    @property
+    def first_id(self) -> str | None:
+        return self.envelope.get("first_id")
+
+    @property
+    def last_id(self) -> str | None:
+        return self.envelope.get("last_id")
 
     def ids(self) -> list[str]:
-        """The objects' ids: the id column's values."""
+        """The objects' ids: the id column's values (none when rows carry no ids)."""
+        if self.id_index is None:
+            return []
         return self.batch.column(self.id_index).to_pylist()  # type: ignore[no-any-return]
 
 
 def check_page(page: Page) -> None:
     """Raise ResponseFormatError unless the page's ids are present and unique and its first_id /
-    last_id name its first and last object (`contract.check_ids`)."""
-    check_ids(page.ids(), first_id=page.first_id, last_id=page.last_id)
+    last_id name its first and last object (`contract.check_ids`); rows without ids have nothing to
+    check here (their paging checks its token)."""
+    if page.id_index is not None:
+        check_ids(page.ids(), first_id=page.first_id, last_id=page.last_id)
 
 
 def _checked(page: Page | ResponseFormatError) -> Page | ResponseFormatError:
@@ -372,21 +389,28 @@ def _fitter(f: pa.Field) -> _Fitter:
 
 
 class PageDecoder:
-    """Decodes list pages and single objects of one resource into batches of `schema`."""
+    """Decodes list pages and single objects of one resource into batches of `schema`.
 
-    def __init__(self, schema: pa.Schema, *, id_column: str = "id") -> None:
+    `paging` (a `resources.paging` strategy) says what a page's envelope holds and where its rows are;
+    `id_column` is the column holding each object's id (None: rows without ids, such as usage
+    results)."""
+
+    def __init__(
+        self, schema: pa.Schema, *, id_column: str | None = "id", paging: Paging = CURSOR_PAGING
+    ) -> None:
         self.schema = schema
-        self.id_index = schema.get_field_index(id_column)
+        self.paging = paging
+        self.records = paging.records
+        self.id_index = None if id_column is None else schema.get_field_index(id_column)
         self.row_type = pa.struct(list(schema))
         self._object_parse = pa.schema(list(_parse_type(self.row_type)))
-        self._page_parse = pa.schema(
-            [
-                ("data", pa.list_(_parse_type(self.row_type))),
-                ("has_more", pa.bool_()),
-                ("first_id", _STRING),
-                ("last_id", _STRING),
-            ]
-        )
+        element = _parse_type(self.row_type)
+        nested = self.records.nested
+        if nested is not None:
+            # A bucket: its copied fields (parsed as the rows' columns are), then its list of rows.
+            copied = [pa.field(name, _parse_type(schema.field(name).type)) for name in self.records.copied]
+            element = pa.struct([*copied, pa.field(nested, pa.list_(element))])
+        self._page_parse = pa.schema([pa.field("data", pa.list_(element)), *paging.envelope])
         self._map_fields = [f.name for f in schema if pa.types.is_map(f.type)]
         # Chosen once: a schema with JSON-text fields decodes every body on the Python path.
         self._json_plan = _json_plan(self.row_type)
@@ -465,29 +489,53 @@ class PageDecoder:
             raise ValueError("not one JSON object per body")
         column = table.column("data")
         data = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-        flags = table.column("has_more").to_pylist()
-        firsts = table.column("first_id").to_pylist()
-        lasts = table.column("last_id").to_pylist()
-        if data.null_count or None in flags:
+        names = [f.name for f in self.paging.envelope]
+        envelopes = [
+            dict(zip(names, values, strict=True))
+            for values in zip(*(table.column(name).to_pylist() for name in names), strict=True)
+        ]
+        if data.null_count or any(e.get("has_more") is None for e in envelopes):
             raise ValueError("a body without a data list or has_more")
         offsets = data.offsets.to_pylist()
         # Only a list that starts at its values' origin and spans them all may skip flatten().
         values = data.values
         whole = data.offset == 0 and offsets[0] == 0 and offsets[-1] == len(values)
-        rows = self._rows(values if whole else data.flatten())
+        elements = values if whole else data.flatten()
+        if self.records.nested is not None:
+            elements, offsets = self._flatten_nested(elements, offsets)
+        rows = self._rows(elements)
         base = offsets[0]
         if len(bodies) == 1:
-            return [Page(rows, bool(flags[0]), firsts[0], lasts[0], self.id_index)]
+            return [Page(rows, envelopes[0], self.id_index)]
         return [
-            Page(
-                rows.slice(offsets[i] - base, offsets[i + 1] - offsets[i]),
-                bool(flags[i]),
-                firsts[i],
-                lasts[i],
-                self.id_index,
-            )
+            Page(rows.slice(offsets[i] - base, offsets[i + 1] - offsets[i]), envelopes[i], self.id_index)
             for i in range(len(bodies))
         ]
+
+    def _flatten_nested(
+        self, buckets: pa.StructArray, offsets: list[int]
+    ) -> tuple[pa.StructArray, list[int]]:
+        """The rows of each bucket's nested list, with the bucket's copied fields set on each, and the
+        bodies' offsets into those rows (`offsets` are the bodies' offsets into the buckets)."""
+        nested = self.records.nested
+        assert nested is not None
+        if buckets.null_count:
+            raise ValueError("a bucket that is null")
+        start = offsets[0]
+        if buckets.offset or start:
+            buckets = pa.concat_arrays([buckets])  # zero-based, so the list offsets below line up
+        lists = buckets.field(nested)
+        if lists.null_count:
+            raise ValueError(f"a bucket without its {nested} list")
+        if lists.offset:
+            lists = pa.concat_arrays([lists])
+        inner = lists.offsets.to_pylist()
+        rows = lists.flatten()
+        parents = pc.list_parent_indices(lists)
+        copied = {name: buckets.field(name).take(parents) for name in self.records.copied}
+        arrays = [copied[f.name] if f.name in copied else rows.field(f.name) for f in rows.type]
+        flat = pa.StructArray.from_arrays(arrays, fields=list(rows.type))
+        return flat, [inner[o - start] for o in offsets]
 
     def _page_or_error(self, body: bytes) -> Page | ResponseFormatError:
         """A body that passed check_body, on its own: the fast path, else the slow one."""
@@ -514,7 +562,7 @@ class PageDecoder:
             batch = self._rows(table.to_struct_array().combine_chunks())
         except _FAST_PATH_ERRORS:
             batch = self._from_python([_loads(body)])
-        if not batch.column(self.id_index)[0].as_py():
+        if self.id_index is not None and not batch.column(self.id_index)[0].as_py():
             document = _loads(body)
             if isinstance(document, dict) and isinstance(document.get("error"), dict):
                 raise ResponseFormatError(f"the API answered 200 with an error object: {preview(body)}")
@@ -551,7 +599,9 @@ class PageDecoder:
             for index in readable:
                 results[index] = self._object_or_error(bodies[index])
         else:
-            ids = batch.column(self.id_index).to_pylist()
+            ids = (
+                [True] * batch.num_rows if self.id_index is None else batch.column(self.id_index).to_pylist()
+            )
             for row, index in enumerate(readable):
                 # A row without an id is decode_object's error object (or an object without an id).
                 results[index] = batch.slice(row, 1) if ids[row] else self._object_or_error(bodies[index])
@@ -571,16 +621,24 @@ class PageDecoder:
             )
         if not isinstance(document, dict) or not isinstance(document.get("data"), list):
             raise ResponseFormatError(f'expected a list response with "data", got {preview(body)}')
-        has_more = document.get("has_more")
-        if not isinstance(has_more, bool):
-            raise ResponseFormatError(f'the list response has no boolean "has_more": {preview(body)}')
-        cursors = document.get("first_id"), document.get("last_id")
-        if not all(c is None or isinstance(c, str) for c in cursors):
-            raise ResponseFormatError(
-                f"the list response's first_id / last_id are not strings: {preview(body)}"
-            )
-        batch = self._from_python(document["data"])
-        return Page(batch, has_more, *cursors, self.id_index)
+        try:
+            envelope = envelope_of(document, self.paging)
+        except ResponseFormatError as exc:
+            raise ResponseFormatError(f"{exc}: {preview(body)}") from None
+        rows = document["data"]
+        nested = self.records.nested
+        if nested is not None:
+            rows = []
+            for bucket in document["data"]:
+                if not isinstance(bucket, dict) or not isinstance(bucket.get(nested), list):
+                    raise ResponseFormatError(
+                        f'an element of "data" is not an object with a "{nested}" list: {preview(body)}'
+                    )
+                copied = {name: bucket.get(name) for name in self.records.copied}
+                for row in bucket[nested]:
+                    rows.append({**row, **copied} if isinstance(row, dict) else row)
+        batch = self._from_python(rows)
+        return Page(batch, envelope, self.id_index)
 
     def _from_python(self, rows: list[Any]) -> pa.RecordBatch:
         if not all(isinstance(row, dict) for row in rows):

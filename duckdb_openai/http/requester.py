@@ -48,6 +48,7 @@ from duckdb_openai.errors import (
     ConfigurationError,
     DuckDBOpenAIError,
     NotFoundError,
+    PermissionDeniedError,
     RateLimitError,
     ResponseFormatError,
     api_error_for_status,
@@ -62,6 +63,7 @@ from duckdb_openai.http.transport import (
     TransportTooLarge,
     open_transport,
 )
+from duckdb_openai.resources.base import PLAIN, Family
 
 __all__ = ["REFUSED_RETRIES", "TOKEN_REUSE_S", "RequestStats", "Requester"]
 
@@ -74,8 +76,6 @@ REFUSED_RETRIES = 2
 WARNING_INTERVAL = 60.0
 #: How much of an error body that is not the API's JSON a message quotes.
 PREVIEW_CHARS = 300
-#: When the Assistants API stopped answering at the default base URL.
-ASSISTANTS_RETIRED = "2026-08-26"
 #: Seconds a token from token_provider= is used before the provider is asked again (a 401 asks at once).
 #: azure-identity's provider renews its cached token 5 minutes before it expires, so a token is never
 #: sent expired, and a fan-out does not hop to a worker thread for every request.
@@ -255,6 +255,12 @@ class Requester:
         self._rng = rng or random.Random()
         self._static_secrets = settings.secrets()
         self._key = None if settings.api_key is None else settings.api_key.reveal().encode()
+        self._admin = None if settings.admin_key is None else settings.admin_key.reveal().encode()
+        #: Each credential's headers, made once (the admin key's only when one was given).
+        self._credentials = {
+            "api_key": settings.credential_headers("api_key"),
+            "admin_key": settings.credential_headers("admin_key") if settings.admin_key is not None else {},
+        }
         provider = settings.token_provider
         self._tokens = (
             None if provider is None else _Tokens(provider.reveal(), settings.timeout, TOKEN_REUSE_S)
@@ -269,21 +275,26 @@ class Requester:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def get(self, path: str, params: Sequence[tuple[str, str]] = ()) -> bytes:
+    async def get(self, path: str, params: Sequence[tuple[str, str]] = (), family: Family = PLAIN) -> bytes:
         """The body of a 2xx answer to GET `path`, retrying what `should_retry` allows, and once more
-        with a new token after a 401 when token_provider= gives them."""
-        if self._tokens is None:
-            return await self._get(path, params, None)
+        with a new token after a 401 when token_provider= gives them. `family` (the resource's
+        declaration) says which headers and which credential the request carries, and what its errors
+        add."""
+        self.settings.check_credential(family.credential)
+        if self._tokens is None or family.credential != "api_key":
+            return await self._get(path, params, None, family)
         sent = _Sent()
         try:
-            return await self._get(path, params, sent)
+            return await self._get(path, params, sent, family)
         except AuthenticationError:
             pass
         # Outside the except block, so a second error does not carry the first as its context.
         await self._tokens.renew(sent.generation)
-        return await self._get(path, params, sent)
+        return await self._get(path, params, sent, family)
 
-    async def _get(self, path: str, params: Sequence[tuple[str, str]], sent: _Sent | None) -> bytes:
+    async def _get(
+        self, path: str, params: Sequence[tuple[str, str]], sent: _Sent | None, family: Family
+    ) -> bytes:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.max_retries + 1),
             wait=self._wait,
@@ -295,7 +306,7 @@ class Requester:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._attempt(path, params, sent)
+                    return await self._attempt(path, params, sent, family)
         except _Failure as caught:
             error = caught.error
         except DuckDBOpenAIError as caught:
@@ -353,14 +364,20 @@ class Requester:
                 plan = f"retrying up to {self.settings.max_retries} times (max_retries=) before giving up"
             logger.warning("%s; %s", failure.error, plan)
 
-    async def _auth(self, sent: _Sent | None) -> dict[str, str] | None:
-        """The request's own headers: a token's Authorization (None with a key, which Settings sends)."""
-        if self._tokens is None or sent is None:
-            return None
-        token, sent.generation = await self._tokens.current()
-        return {"Authorization": f"Bearer {token}"}
+    async def _auth(self, sent: _Sent | None, family: Family) -> dict[str, str]:
+        """The request's own headers: its family's, and its credential (the admin key, the key, or a
+        token from token_provider=)."""
+        headers = dict(family.headers)
+        if self._tokens is not None and sent is not None:
+            token, sent.generation = await self._tokens.current()
+            headers["Authorization"] = f"Bearer {token}"
+        else:
+            headers.update(self._credentials[family.credential])
+        return headers
 
-    async def _attempt(self, path: str, params: Sequence[tuple[str, str]], sent: _Sent | None) -> bytes:
+    async def _attempt(
+        self, path: str, params: Sequence[tuple[str, str]], sent: _Sent | None, family: Family
+    ) -> bytes:
         # Pace inside the slot: a task waiting for a slot must not have passed the pacer before a 429 or
         # a low budget set the pace, or it would be sent unpaced when the slot frees up.
         failure: _Failure | DuckDBOpenAIError
@@ -370,7 +387,7 @@ class Requester:
             except WaitTooLong as wait:
                 failure = self._budget_error(wait)
             else:
-                auth = await self._auth(sent)
+                auth = await self._auth(sent, family)
                 self.stats.requests += 1
                 try:
                     reply = await self._http.get(path, params, auth)
@@ -418,12 +435,13 @@ class Requester:
                         # A server echoing the request must not hand the key to the decoder, whose
                         # errors quote the body and whose rows could hold it.
                         return self._without_credentials(reply.body)
-                    failure = _Failure(self._api_error(reply), reply.status, reply.headers)
+                    failure = _Failure(self._api_error(reply, family), reply.status, reply.headers)
         raise failure
 
     def _without_credentials(self, body: bytes) -> bytes:
-        if self._key is not None and self._key in body:
-            body = body.replace(self._key, b"***")
+        for secret in (self._key, self._admin):
+            if secret is not None and secret in body:
+                body = body.replace(secret, b"***")
         for token in self._tokens.recent if self._tokens is not None else ():
             if token.encode() in body:
                 body = body.replace(token.encode(), b"***")
@@ -441,7 +459,7 @@ class Requester:
             status=429,
         )
 
-    def _api_error(self, reply: Reply) -> APIError:
+    def _api_error(self, reply: Reply, family: Family) -> APIError:
         status = reply.status
         # Redact the whole body before any of it is cut or parsed: a cut could leave a prefix of the key.
         text = self._redact(reply.body.decode("utf-8", "replace"))
@@ -454,11 +472,18 @@ class Requester:
         cls = api_error_for_status(status)
         request_id = self._field(reply.headers.get("x-request-id"))
         if not isinstance(detail, dict):
-            return cls(self._not_an_api_error(reply, text), status=status, request_id=request_id)
+            return cls(self._not_an_api_error(reply, text, family), status=status, request_id=request_id)
         api_message = self._field(detail.get("message")) or reply.reason or f"HTTP {status}"
         code = self._field(detail.get("code"))
         label = f"{status} {code}" if code else str(status)
-        if cls is AuthenticationError and self._tokens is not None:
+        if cls in (AuthenticationError, PermissionDeniedError) and family.credential == "admin_key":
+            hint = self.settings.key_hint("admin_key")
+            verb = "rejected" if cls is AuthenticationError else "refused"
+            message = (
+                f"the admin key was {verb} ({label}): {api_message} Set it with {hint}; "
+                f"{family.auth_advice or 'these endpoints need an admin key'}."
+            )
+        elif cls is AuthenticationError and self._tokens is not None:
             message = (
                 f"the token from token_provider= was rejected ({label}), also after asking it for a new "
                 f"one: {api_message} Check that its credential may use this resource (on Azure: the scope "
@@ -468,8 +493,8 @@ class Requester:
         elif cls is AuthenticationError:
             hint = self.settings.key_hint()
             message = f"the API key was rejected ({label}): {api_message} Set the key with {hint}."
-        elif cls is NotFoundError and self.settings.base_url == DEFAULT_BASE_URL:
-            message = f"not found ({label}): {api_message}; {self._retired()}"
+        elif cls is NotFoundError and self._retired(family):
+            message = f"not found ({label}): {api_message}; {self._retired(family)}"
         elif cls is NotFoundError:
             message = f"not found ({label}): {api_message}"
         else:
@@ -483,7 +508,7 @@ class Requester:
             request_id=request_id,
         )
 
-    def _not_an_api_error(self, reply: Reply, text: str) -> str:
+    def _not_an_api_error(self, reply: Reply, text: str, family: Family) -> str:
         """The message for an error status whose body is not the API's JSON error object."""
         content_type = reply.headers.get("content-type", "").lower()
         stripped = text.lstrip()
@@ -500,18 +525,17 @@ class Requester:
         base = self.settings.base_url
         message = f"the server at {base} answered {reply.status} {reply.reason}".rstrip()
         message += f" with {what}, not an OpenAI API error"
-        if reply.status == 404 and base == DEFAULT_BASE_URL:
-            return f"{message}: {self._retired()}"
+        if reply.status == 404 and self._retired(family):
+            return f"{message}: {self._retired(family)}"
         if reply.status >= 500:
             return f"{message} (a gateway or proxy in between may have failed)"
         return f"{message}: check base_url (or OPENAI_BASE_URL){self._via() and ' and the proxy'}"
 
-    @staticmethod
-    def _retired() -> str:
-        return (
-            f"the Assistants API was retired at {DEFAULT_BASE_URL} on {ASSISTANTS_RETIRED}; set base_url "
-            "(or OPENAI_BASE_URL) to a server that keeps it (Azure OpenAI or a compatible server)"
-        )
+    def _retired(self, family: Family) -> str | None:
+        """What a 404 adds when the family's API was shut down at the default base URL."""
+        if self.settings.base_url == DEFAULT_BASE_URL:
+            return family.retired_at_default
+        return None
 
     def _field(self, value: object) -> str | None:
         return self._redact(value) if isinstance(value, str) else None

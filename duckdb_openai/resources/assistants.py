@@ -22,6 +22,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from duckdb_openai.resources.base import Key, Resource, sort_option
+from duckdb_openai.resources.families import ASSISTANTS_API
 from duckdb_openai.schema import field, json_field, struct
 
 __all__ = ["ASSISTANTS", "ASSISTANTS_SCHEMA", "RANKERS", "TOOL", "TOOLS", "TOOL_RESOURCES", "TOOL_TYPES"]
@@ -96,6 +97,8 @@ ASSISTANTS_SCHEMA: pa.Schema = pa.schema(
 
 
 ASSISTANTS = Resource(
+    family=ASSISTANTS_API,
+    progress_units=("lists", "assistants"),
     name="assistants",
     item_name="assistant",
     path="assistants",

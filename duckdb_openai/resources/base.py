@@ -1,13 +1,16 @@
-"""A REST resource declared as data: path templates, key parameters, filters, query options and schema.
+"""A REST resource declared as data: its family, path templates, keys, filters, options, paging and
+schema.
 
-The engine (paging, retrying, converting, registering in DuckDB) reads only these declarations, so each
-resource of the API is a declaration, not a copy of code. A declaration is checked when it is made
-(`Resource.__post_init__`): a key, filter or item column that is not a string column of the schema, a
-path template that does not use exactly the keys, or a parameter name that collides or is a reserved
-word in SQL fails at import, not mid-query.
+The engine (paging, retrying, converting, caching, registering in DuckDB) reads only these
+declarations, so each resource of the API is a declaration, not a copy of code. A declaration is
+checked when it is made (`Resource.__post_init__`): a key, filter or item column that is not a column
+of the schema of the right type, a path template that does not use exactly the keys, or a parameter
+name that collides or is a reserved word in SQL fails at import, not mid-query.
 
 A request is validated once, at the edge, into a `Request` (path and query parameters) that the engine
-trusts; nothing downstream checks ids or options again.
+trusts; nothing downstream checks ids or options again. The rows the API answers are held to the
+request (`Request.conform`): every row must belong to the keys asked for, and a filter the server
+ignored cannot let a row of another value through.
 
 >>> from duckdb_openai.resources.run_steps import RUN_STEPS
 >>> request = RUN_STEPS.bind_list({"thread_id": "thread_a", "run_id": "run_b"}, {"sort": "desc"})
@@ -19,9 +22,10 @@ trusts; nothing downstream checks ids or options again.
 
 from __future__ import annotations
 
-import re
+import logging
 import string
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 from urllib.parse import quote
@@ -29,17 +33,32 @@ from urllib.parse import quote
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from duckdb_openai.errors import ConfigurationError, InvalidIdError
+from duckdb_openai.errors import ConfigurationError, FetchError, ResponseFormatError
+from duckdb_openai.resources.paging import CURSOR_PAGING, Paging
+from duckdb_openai.resources.params import (
+    ENGINE_OPTIONS,
+    ID_PATTERN,
+    SQL_RESERVED,
+    Filter,
+    Key,
+    Option,
+    OptionValue,
+    check_id,
+    sort_option,
+)
 
 __all__ = [
     "ENGINE_OPTIONS",
     "ID_PATTERN",
+    "PLAIN",
     "SQL_RESERVED",
     "CacheMode",
+    "Family",
     "Filter",
     "Key",
     "Lifecycle",
     "Option",
+    "OptionValue",
     "Parent",
     "Request",
     "Resource",
@@ -48,178 +67,32 @@ __all__ = [
     "sort_option",
 ]
 
-#: Ids are path segments: letters, digits and `_ - . :` only, so no id can add a segment, a query or a
-#: fragment, or be percent-decoded into one. Real ids look like `thread_abc123`, `file-abc`, or UUIDs.
-ID_PATTERN = re.compile(r"[A-Za-z0-9_\-.:]{1,256}")
+_log = logging.getLogger("duckdb_openai")
 
-#: Named parameters the engine adds to every list function, with their SQL types; NULL means the
-#: registration's setting.
-ENGINE_OPTIONS: tuple[tuple[str, str], ...] = (
-    ("on_error", "VARCHAR"),
-    ("max_concurrency", "BIGINT"),
-    ("progress", "VARCHAR"),
-    ("cache", "VARCHAR"),
-)
-
-#: DuckDB's reserved words (`duckdb_keywords()` where keyword_category = 'reserved'; a test keeps this in
-#: step): a macro parameter cannot be called one of these without quotes, which is why `sort` is not
-#: `order`.
-SQL_RESERVED = frozenset(
-    [
-        "all",
-        "analyse",
-        "analyze",
-        "and",
-        "any",
-        "array",
-        "as",
-        "asc",
-        "asymmetric",
-        "both",
-        "case",
-        "cast",
-        "check",
-        "collate",
-        "column",
-        "constraint",
-        "create",
-        "default",
-        "deferrable",
-        "desc",
-        "describe",
-        "distinct",
-        "do",
-        "else",
-        "end",
-        "except",
-        "false",
-        "fetch",
-        "for",
-        "foreign",
-        "from",
-        "group",
-        "having",
-        "in",
-        "initially",
-        "intersect",
-        "into",
-        "lambda",
-        "lateral",
-        "leading",
-        "limit",
-        "not",
-        "null",
-        "offset",
-        "on",
-        "only",
-        "or",
-        "order",
-        "pivot",
-        "pivot_longer",
-        "pivot_wider",
-        "placing",
-        "primary",
-        "qualify",
-        "references",
-        "returning",
-        "select",
-        "show",
-        "some",
-        "summarize",
-        "symmetric",
-        "table",
-        "then",
-        "to",
-        "trailing",
-        "true",
-        "union",
-        "unique",
-        "unpivot",
-        "using",
-        "variadic",
-        "when",
-        "where",
-        "window",
-        "with",
-    ]
-)
-
-OptionValue = str | bool | int
 Order = Literal["asc", "desc"]
 _Rows = TypeVar("_Rows", pa.RecordBatch, pa.Table)
 #: A query's use of the cache (`cache.py`): read and fill it, bypass it, or fetch everything and replace.
 CacheMode = Literal["on", "off", "refresh"]
+#: A filter the server ignored is logged at most this often (seconds) per resource and filter.
+IGNORED_FILTER_INTERVAL = 60.0
+_ignored_at: dict[tuple[str, str], float] = {}
 
 
 @dataclass(frozen=True)
-class Key:
-    """A key parameter that selects the resource: a path segment of the URL and a column of the table."""
+class Family:
+    """What every request of one API family shares: the headers it needs, the credential it is sent with,
+    and what its errors add. The engine names no family; it reads these.
+
+    `credential` is 'api_key' (the project key, or a token from token_provider=) or 'admin_key' (the
+    organization's admin key: usage, costs, audit logs); `retired_at_default` is added to a 404's
+    message when base_url is OpenAI's default, where the family's API was shut down; `auth_advice` to
+    a 401's or 403's."""
 
     name: str
-    example: str
-
-
-@dataclass(frozen=True)
-class Filter:
-    """An optional filter of a list: a named parameter of the list function, a query parameter of the
-    API, and (for `id` and `text` filters) a column of the table, so the catalog form pushes
-    `column = '..'` down to the API.
-
-    - `id`: an id, checked like a key: messages' `messages(thread_id, run_id := 'run_..')` sends
-      `run_id=run_..`;
-    - `text`: any short text without control characters (a model name);
-    - `map`: a MAP(VARCHAR, VARCHAR) of key/value pairs, sent as `param[key]=value` (metadata).
-    """
-
-    name: str
-    param: str
-    example: str
-    kind: Literal["id", "text", "map"] = "id"
-
-    @property
-    def sql_type(self) -> str:
-        return "MAP(VARCHAR, VARCHAR)" if self.kind == "map" else "VARCHAR"
-
-    @property
-    def is_column(self) -> bool:
-        return self.kind != "map"
-
-    @property
-    def sql_argument(self) -> str:
-        """The SQL expression a table macro passes for this filter: a map filter takes a MAP or a STRUCT
-        (`{'topic': 'billing'}`, which is also what a Python dict binds as), read as a MAP via JSON."""
-        if self.kind == "map":
-            return f"CAST(to_json({self.name}) AS MAP(VARCHAR, VARCHAR))"
-        return self.name
-
-    def encode(self, value: object) -> list[tuple[str, str]]:
-        """The query parameters for `value`; ConfigurationError naming the filter and the fix."""
-        if self.kind == "id":
-            return [(self.param, check_id(Key(self.name, self.example), value))]
-        if self.kind == "text":
-            if not isinstance(value, str) or not value or len(value) > 256 or not value.isprintable():
-                raise ConfigurationError(
-                    f"invalid {self.name} {value!r}: pass a non-empty text of printable characters, such "
-                    f"as {self.example!r}"
-                )
-            return [(self.param, value)]
-        pairs = value.items() if isinstance(value, Mapping) else value
-        try:
-            raw = [(k, v) for k, v in pairs]  # type: ignore[attr-defined]
-        except (TypeError, ValueError):
-            raise ConfigurationError(
-                f"invalid {self.name} {value!r}: pass key/value pairs, such as {self.example}"
-            ) from None
-        for k, v in raw:
-            if v is None:
-                raise ConfigurationError(f"invalid {self.name} entry {k!r}: its value is NULL; give a text")
-        items = [(str(k), str(v)) for k, v in raw]
-        for k, v in items:
-            if not k or not k.isprintable() or not v.isprintable():
-                raise ConfigurationError(
-                    f"invalid {self.name} entry {k!r}: keys and values must be printable"
-                )
-        return [(f"{self.param}[{k}]", v) for k, v in items]
+    headers: tuple[tuple[str, str], ...] = ()
+    credential: Literal["api_key", "admin_key"] = "api_key"
+    retired_at_default: str | None = None
+    auth_advice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -252,47 +125,6 @@ class Parent:
 
 
 @dataclass(frozen=True)
-class Option:
-    """A query option: its SQL and Python name, the API parameter it becomes, and its allowed values."""
-
-    name: str
-    default: OptionValue
-    doc: str
-    choices: tuple[OptionValue, ...]
-    #: The query parameters for a value; an empty list sends nothing.
-    encode: Callable[[OptionValue], list[tuple[str, str]]]
-    #: Whether the item endpoint takes it too (run steps' include_content does, sort does not).
-    on_item: bool = False
-
-    def check(self, value: object) -> OptionValue:
-        """The value if allowed, else a ConfigurationError listing the choices."""
-        if (
-            isinstance(value, (str, bool, int))
-            and value in self.choices
-            and type(value) is type(self.default)
-        ):
-            return value
-        allowed = " or ".join(repr(c).lower() if isinstance(c, bool) else repr(c) for c in self.choices)
-        raise ConfigurationError(f"{self.name} must be {allowed}, not {value!r}")
-
-    @property
-    def sql_type(self) -> str:
-        return "BOOLEAN" if isinstance(self.default, bool) else "VARCHAR"
-
-
-def sort_option(what: str) -> Option:
-    """The `sort` option every list has: the API's `order`, a reserved word in SQL, defaulting to 'asc'."""
-    return Option(
-        "sort",
-        "asc",
-        f"Row order by creation of the {what}: 'asc' (chronological, the default here) or 'desc' (the "
-        "API's default). The API calls it `order`.",
-        ("asc", "desc"),
-        lambda value: [("order", str(value))],
-    )
-
-
-@dataclass(frozen=True)
 class Request:
     """One validated request: which resource, its keys, the path and query, the order (lists only).
 
@@ -302,9 +134,9 @@ class Request:
     resource: Resource
     keys: Mapping[str, str]
     path: str
-    #: Query parameters other than the order and the cursor.
+    #: Query parameters other than the order, the page size and the cursor.
     params: tuple[tuple[str, str], ...]
-    #: The asked order of a list; None for an item.
+    #: The asked order of a list; None for an item (and for a list with one order only).
     order: Order | None
     #: The item's id, for an item request.
     item_id: str | None = None
@@ -315,6 +147,14 @@ class Request:
     #: Start the list after this object id (an incremental read: what came since); None: from the start.
     #: Such a list is paged from its start only, in the asked order, and never served from the cache.
     after: str | None = None
+    #: The options' checked values (every option, defaults filled in).
+    options: Mapping[str, OptionValue] = field(default_factory=dict)
+    #: Per selecting filter given: its column and the values a row's column may hold.
+    selects: tuple[tuple[str, str, frozenset[object]], ...] = ()
+    #: Per map filter given: its column and the key/value pairs a row's map must hold.
+    selects_pairs: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = ()
+    #: A filter value no object can hold was given: the request is not sent and gives no rows.
+    nothing: bool = False
 
     @property
     def is_item(self) -> bool:
@@ -335,35 +175,122 @@ class Request:
         """The SQL name of what was asked for: the list (`runs`) or the item (`run`)."""
         return self.resource.item_name if self.is_item else self.resource.name
 
-    def with_keys(self, rows: _Rows) -> _Rows:
-        """`rows` with NULLs in each key column replaced by this request's key.
+    def empty(self) -> pa.Table:
+        """No rows, in the resource's schema."""
+        return self.resource.schema.empty_table()
+
+    def conform(self, rows: _Rows, *, received_at: float | None = None) -> _Rows:
+        """`rows` as answers to this request: every key column holds the request's key (filled where
+        NULL; another value is a ResponseFormatError: a row of another thread or run is a broken
+        contract), option columns hold the option's value, rows whose filter columns do not match what
+        was asked are dropped (a server may ignore a filter; the rows must still be what was asked), and
+        the resource's unfinished-row flag is set from `received_at` (seconds since the epoch).
 
         Some lists' objects do not carry their parent's id (a response's input items have no
         `response_id`): the key column is then filled from the request, so every row says whose it is
-        and the catalog's `response_id = '..'` holds on the rows it returns. A value the API did send
-        is kept as it is. Costs nothing when no key column holds a NULL (run steps carry their keys).
-        """
-        for name, value in self.keys.items():
+        and the catalog's `response_id = '..'` holds on the rows it returns. Costs nothing when the
+        columns hold what was asked (run steps carry their keys)."""
+        if rows.num_rows == 0:
+            return rows
+        for name, value in [*self.keys.items(), *self._option_columns()]:
+            rows = _pin(rows, name, value, self)
+        keep: pa.ChunkedArray | pa.Array | None = None
+        for filter_name, column, allowed in self.selects:
+            matches = pc.is_in(rows.column(column), value_set=pa.array(list(allowed)))
+            keep = _and(keep, pc.fill_null(matches, False), self, filter_name, allowed)
+        for filter_name, column, pairs in self.selects_pairs:
+            keep = _and(keep, _holds_pairs(rows.column(column), pairs), self, filter_name, dict(pairs))
+        if keep is not None and not pc.all(keep).as_py():
+            rows = rows.filter(keep)
+        flag = self.resource.unfinished
+        if flag is not None and received_at is not None:
+            name, end = flag
             index = rows.schema.get_field_index(name)
-            column = rows.column(index)
-            if column.null_count:
-                rows = rows.set_column(index, rows.schema.field(index), pc.fill_null(column, value))
+            now = pa.scalar(int(received_at * 1_000_000), rows.schema.field(end).type)
+            still_open = pc.fill_null(pc.greater(rows.column(end), now), False)
+            rows = rows.set_column(index, rows.schema.field(index), still_open)
         return rows
+
+    def _option_columns(self) -> list[tuple[str, OptionValue]]:
+        return [
+            (o.column, self.options[o.name])
+            for o in self.resource.options
+            if o.column is not None and o.name in self.options
+        ]
+
+    def with_keys(self, rows: _Rows) -> _Rows:
+        """`rows` with this request's keys (see `conform`)."""
+        return self.conform(rows)
+
+
+def _pin(rows: _Rows, name: str, value: object, request: Request) -> _Rows:
+    """`rows` with column `name` holding `value` on every row: NULLs filled, another value refused."""
+    index = rows.schema.get_field_index(name)
+    column = rows.column(index)
+    if column.null_count < rows.num_rows:
+        wrong = pc.fill_null(pc.not_equal(column, pa.scalar(value, column.type)), False)
+        if pc.any(wrong).as_py():
+            other = column.filter(wrong)[0].as_py()
+            raise ResponseFormatError(
+                f"the API answered {request.name} for {request.describe()} with a row whose {name} is "
+                f"{other!r}; a row of another {name} is a broken contract"
+            )
+    if column.null_count:
+        rows = rows.set_column(index, rows.schema.field(index), pc.fill_null(column, value))
+    return rows
+
+
+def _and(
+    keep: pa.Array | pa.ChunkedArray | None,
+    matches: pa.Array | pa.ChunkedArray,
+    request: Request,
+    filter_name: str,
+    asked: object,
+) -> pa.Array | pa.ChunkedArray:
+    dropped = len(matches) - pc.sum(pc.cast(matches, pa.int64())).as_py()
+    if dropped:
+        key = (request.resource.name, filter_name)
+        now = time.monotonic()
+        if now - _ignored_at.get(key, -IGNORED_FILTER_INTERVAL) >= IGNORED_FILTER_INTERVAL:
+            _ignored_at[key] = now
+            shown = sorted(asked) if isinstance(asked, frozenset) else asked
+            _log.warning(
+                "%s: the server ignored the filter %s=%r (%s): %d rows that do not match were dropped",
+                request.resource.name,
+                filter_name,
+                shown,
+                request.describe(),
+                dropped,
+            )
+    return matches if keep is None else pc.and_(keep, matches)
+
+
+def _holds_pairs(column: pa.Array | pa.ChunkedArray, pairs: tuple[tuple[str, str], ...]) -> pa.Array:
+    """Whether each row's MAP holds every key/value pair."""
+    values = column.to_pylist()
+    return pa.array(
+        [value is not None and all((k, v) in value for k, v in pairs) for value in values], pa.bool_()
+    )
 
 
 def _placeholders(template: str) -> list[str]:
     return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
 
 
+#: A resource's requests when no family is declared (tests' own declarations).
+PLAIN = Family("plain")
+
+
 @dataclass(frozen=True)
 class Resource:
-    """A resource of the API: an optional list endpoint with cursor pagination, an item endpoint, and the
-    Arrow schema of one object.
+    """A resource of the API: an optional list endpoint, an item endpoint, and the Arrow schema of one
+    object (one row).
 
     `keys` are the parent ids both endpoints need (thread_id and run_id for run steps; none for
     assistants); `item_key` is the id of one object on the item endpoint. A resource the API cannot list
     (threads) has `path=None` and only its item form; one it cannot retrieve one by one (a response's
-    input items) has `item_path_template=None` and only its list form.
+    input items) has `item_path_template=None` and only its list form. `paging` is how its list pages
+    (`resources/paging.py`); rows without ids (usage results) have `item_column=None`.
     """
 
     name: str
@@ -377,12 +304,12 @@ class Resource:
     schema: pa.Schema
     options: tuple[Option, ...] = ()
     filters: tuple[Filter, ...] = ()
-    #: The column holding each object's id (pages' cursors and the catalog's `id =`).
-    item_column: str = "id"
-    #: The option that holds the sort order ("asc"/"desc"), for fetching from both ends.
-    order_option: str = "sort"
-    #: The largest page the API serves.
-    page_limit: int = 100
+    #: The column holding each object's id (pages' cursors and the catalog's `id =`); None: no ids.
+    item_column: str | None = "id"
+    #: The option that holds the sort order ("asc"/"desc"); None: the list has one order only.
+    order_option: str | None = "sort"
+    paging: Paging = CURSOR_PAGING
+    family: Family = PLAIN
     #: The StackQL form's table: `openai.<catalog_schema>.<catalog_table>` (the table defaults to `name`).
     catalog_schema: str = "assistants"
     catalog_table: str = ""
@@ -391,6 +318,16 @@ class Resource:
     lifecycle: Lifecycle | None = None
     #: The resource owning each list (run steps: runs), whose finished status proves the list complete.
     parent: Parent | None = None
+    #: The error naming a failed list or item of this resource (RunFetchError for run steps).
+    fetch_error: type[FetchError] = FetchError
+    #: What a fan-out's progress bar counts: the lists (or items) fetched, and the rows.
+    progress_units: tuple[str, str] = ("lists", "rows")
+    #: (flag column, end column): the flag is true on rows whose end column was still in the future
+    #: when the page arrived (a usage bucket that had not ended: its sums may still grow).
+    unfinished: tuple[str, str] | None = None
+    #: The `choices` filter that groups rows by dimension columns (usage's group_by): a dimension a
+    #: filter selects on is grouped by too, so every row says which value it is of and is checked.
+    grouping: str | None = None
     options_by_name: Mapping[str, Option] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -409,12 +346,30 @@ class Resource:
             raise TypeError(f"resource {self.name!r} is declared wrong: {problem}")
 
         names = self.schema.names
-        columns = [*(k.name for k in self.keys), *(f.name for f in self.filters if f.is_column)]
-        for column in [*columns, self.item_column]:
+
+        def string_column(column: str, what: str) -> None:
             if column not in names:
-                fail(f"{column!r} is not a column of its schema")
+                fail(f"{column!r} is not a column of its schema ({what})")
             if not pa.types.is_string(self.schema.field(column).type):
-                fail(f"column {column!r} must be a string column to hold ids")
+                fail(f"column {column!r} must be a string column to hold ids ({what})")
+
+        for key in self.keys:
+            string_column(key.name, "a key")
+        if self.item_column is not None:
+            string_column(self.item_column, "the item column")
+        elif self.retrievable or self.paging.has_ids:
+            fail("it has no item column, yet its item endpoint or its paging needs ids")
+        for f in self.filters:
+            target = f.target
+            if target is not None and target not in names:
+                fail(f"{target!r} (the column of filter {f.name!r}) is not a column of its schema")
+            if f.kind in ("id", "ids") and target is not None:
+                string_column(target, f"filter {f.name!r}")
+        for option in self.options:
+            if option.column is not None and option.column not in names:
+                fail(
+                    f"{option.column!r} (the column of option {option.name!r}) is not a column of its schema"
+                )
         key_names = [k.name for k in self.keys]
         if self.path is not None and _placeholders(self.path) != key_names:
             fail(f"its list path {self.path!r} must use exactly the keys {key_names}")
@@ -438,8 +393,26 @@ class Resource:
         reserved = sorted(p for p in parameters if p.lower() in SQL_RESERVED)
         if reserved:
             fail(f"parameter names {reserved} are reserved words in SQL")
-        if self.path is not None and self.order_option not in self.options_by_name:
+        if self.path is not None and self.order_option not in (None, *self.options_by_name):
             fail(f"its order option {self.order_option!r} is not one of its options")
+        if self.paging.reversible and self.order_option is None:
+            fail("its paging reads lists from both ends, which needs an order option")
+        for column in (*self.paging.records.copied, *filter(None, [self.paging.records.ascending])):
+            if column not in names:
+                fail(f"{column!r} (a field its records copy) is not a column of its schema")
+        if self.unfinished is not None:
+            flag, end = self.unfinished
+            if flag not in names or not pa.types.is_boolean(self.schema.field(flag).type):
+                fail(f"its unfinished flag {flag!r} is not a boolean column of its schema")
+            if end not in names or not pa.types.is_timestamp(self.schema.field(end).type):
+                fail(f"its end column {end!r} is not a timestamp column of its schema")
+        if self.grouping is not None:
+            by_name = {f.name: f for f in self.filters}
+            if self.grouping not in by_name or by_name[self.grouping].kind != "choices":
+                fail(f"its grouping {self.grouping!r} is not one of its `choices` filters")
+            missing = [c for c in by_name[self.grouping].choices if c not in names]
+            if missing:
+                fail(f"its grouping's dimensions {missing} are not columns of its schema")
         if self.lifecycle is not None:
             column = self.lifecycle.column
             if column not in names or not pa.types.is_string(self.schema.field(column).type):
@@ -461,6 +434,11 @@ class Resource:
     @property
     def retrievable(self) -> bool:
         return self.item_path_template is not None
+
+    @property
+    def required(self) -> tuple[Filter, ...]:
+        """The filters a list request must be given (usage's start_time), in declared order."""
+        return tuple(f for f in self.filters if f.required)
 
     def _key_values(self, keys: Mapping[str, object]) -> dict[str, str]:
         return {k.name: check_id(k, keys.get(k.name)) for k in self.keys}
@@ -500,18 +478,67 @@ class Resource:
         filter_values = {f.name: options.pop(f.name, None) for f in self.filters}
         values = self._key_values(keys)
         checked = self.check_options(options)
+        for f in self.required:
+            if filter_values[f.name] is None:
+                raise ConfigurationError(
+                    f"{self.name} needs {f.name} (such as {f.example}): {f.doc or 'a required parameter'}"
+                )
+        self._group_selected(filter_values)
         params: list[tuple[str, str]] = []
+        selects: list[tuple[str, str, frozenset[object]]] = []
+        selects_pairs: list[tuple[str, str, tuple[tuple[str, str], ...]]] = []
+        nothing = False
         for f in self.filters:
             value = filter_values[f.name]
-            if value is not None:
-                params.extend(f.encode(value))
+            if value is None:
+                continue
+            encoded = f.encode(value)
+            if encoded is None:
+                nothing = True
+                continue
+            params.extend(encoded)
+            allowed = f.selects(value)
+            if allowed is not None and f.target is not None:
+                selects.append((f.name, f.target, allowed))
+            elif f.kind == "map" and f.target is not None:
+                selects_pairs.append((f.name, f.target, tuple(f.pairs(value))))
         for option in self.options:
             if option.name != self.order_option:
                 params.extend(option.encode(checked[option.name]))
-        order: Order = "desc" if checked[self.order_option] == "desc" else "asc"
+        order: Order | None = None
+        if self.order_option is not None:
+            order = "desc" if checked[self.order_option] == "desc" else "asc"
         path = self.path.format(**{name: quote(value, safe="") for name, value in values.items()})
-        start = None if after is None else check_id(Key("after", f"{self.item_key.example}"), after)
-        return Request(self, values, path, tuple(params), order, after=start)
+        start = None if after is None else check_id(Key("after", self.item_key.example), after)
+        return Request(
+            self,
+            values,
+            path,
+            tuple(params),
+            order,
+            after=start,
+            options=checked,
+            selects=tuple(selects),
+            selects_pairs=tuple(selects_pairs),
+            nothing=nothing,
+        )
+
+    def _group_selected(self, filter_values: dict[str, object]) -> None:
+        """Add the dimensions that given filters select on to the grouping filter's value (in place)."""
+        if self.grouping is None:
+            return
+        grouping = next(f for f in self.filters if f.name == self.grouping)
+        chosen = filter_values.get(self.grouping)
+        dims = list(grouping._list(chosen)) if chosen is not None else []
+        for f in self.filters:
+            if (
+                filter_values.get(f.name) is not None
+                and f.target in grouping.choices
+                and f.target not in dims
+            ):
+                dims.append(f.target)
+        if dims:
+            filter_values[self.grouping] = dims
 
     def bind_item(
         self, keys: Mapping[str, object], item_id: object, options: Mapping[str, object] | None = None
@@ -529,23 +556,7 @@ class Resource:
         segments = {name: quote(value, safe="") for name, value in values.items()}
         segments[self.item_key.name] = quote(item, safe="")
         path = self.item_path_template.format(**segments)
-        return Request(self, values, path, tuple(params), None, item_id=item)
-
-
-def check_id(key: Key, value: object) -> str:
-    """`value` if it is a well-formed id, else InvalidIdError naming the key, the value and the fix."""
-    if isinstance(value, str) and ID_PATTERN.fullmatch(value) and value.strip(".") != "":
-        return value
-    if value is None or value == "":
-        problem = "is empty"
-    elif not isinstance(value, str):
-        problem = f"is a {type(value).__name__}, not a string"
-    elif len(value) > 256:
-        problem = "is longer than 256 characters"
-    else:
-        problem = "holds characters an id cannot have (only letters, digits and _ - . : are allowed)"
-    shown = repr(value) if not isinstance(value, str) or len(value) <= 80 else repr(value[:80] + "...")
-    raise InvalidIdError(f"invalid {key.name} {shown}: it {problem}; pass an id such as {key.example!r}")
+        return Request(self, values, path, tuple(params), None, item_id=item, options=checked)
 
 
 def check_relations(resources: Iterable[Resource]) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from duckdb_openai.resources.base import Filter, Key, Resource, sort_option
+from duckdb_openai.resources.families import CHAT_API
 from duckdb_openai.schema import field, struct
 
 __all__ = [
@@ -116,6 +117,8 @@ CHAT_COMPLETIONS_SCHEMA: pa.Schema = pa.schema(
 )
 
 CHAT_COMPLETIONS = Resource(
+    family=CHAT_API,
+    progress_units=("lists", "completions"),
     name="chat_completions",
     item_name="chat_completion",
     path="chat/completions",
@@ -169,6 +172,8 @@ CHAT_COMPLETION_MESSAGES_SCHEMA: pa.Schema = pa.schema(
 )
 
 CHAT_COMPLETION_MESSAGES = Resource(
+    family=CHAT_API,
+    progress_units=("completions", "messages"),
     name="chat_completion_messages",
     item_name="chat_completion_message",
     path="chat/completions/{completion_id}/messages",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from duckdb_openai.resources.base import Key, Resource, sort_option
+from duckdb_openai.resources.families import RESPONSES_API
 from duckdb_openai.resources.items import ITEM_FIELDS
 from duckdb_openai.schema import field
 
@@ -34,6 +35,8 @@ CONVERSATIONS_SCHEMA: pa.Schema = pa.schema(
 )
 
 CONVERSATIONS = Resource(
+    family=RESPONSES_API,
+    progress_units=("conversations", "conversations"),
     name="conversations",
     item_name="conversation",
     path=None,
@@ -57,6 +60,8 @@ CONVERSATION_ITEMS_SCHEMA: pa.Schema = pa.schema(
 )
 
 CONVERSATION_ITEMS = Resource(
+    family=RESPONSES_API,
+    progress_units=("conversations", "items"),
     name="conversation_items",
     item_name="conversation_item",
     path="conversations/{conversation_id}/items",

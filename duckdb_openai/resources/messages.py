@@ -18,6 +18,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from duckdb_openai.resources.base import Filter, Key, Resource, sort_option
+from duckdb_openai.resources.families import ASSISTANTS_API
 from duckdb_openai.schema import field, struct
 
 __all__ = [
@@ -120,6 +121,8 @@ MESSAGES_SCHEMA: pa.Schema = pa.schema(
 
 
 MESSAGES = Resource(
+    family=ASSISTANTS_API,
+    progress_units=("threads", "messages"),
     name="messages",
     item_name="message",
     path="threads/{thread_id}/messages",

@@ -27,6 +27,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from duckdb_openai.resources.base import Key, Resource, sort_option
+from duckdb_openai.resources.families import RESPONSES_API
 from duckdb_openai.resources.items import ITEM, ITEM_FIELDS
 from duckdb_openai.schema import field, json_field, number_time_field, object_json_field, struct
 
@@ -163,6 +164,8 @@ RESPONSES_SCHEMA: pa.Schema = pa.schema(
 )
 
 RESPONSES = Resource(
+    family=RESPONSES_API,
+    progress_units=("responses", "responses"),
     name="responses",
     item_name="response",
     path=None,
@@ -186,6 +189,8 @@ RESPONSE_INPUT_ITEMS_SCHEMA: pa.Schema = pa.schema(
 )
 
 RESPONSE_INPUT_ITEMS = Resource(
+    family=RESPONSES_API,
+    progress_units=("responses", "items"),
     name="response_input_items",
     item_name="response_input_item",
     path="responses/{response_id}/input_items",

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from duckdb_openai.errors import RunFetchError
 from duckdb_openai.resources.base import Key, Lifecycle, Option, OptionValue, Parent, Resource, sort_option
+from duckdb_openai.resources.families import ASSISTANTS_API
 from duckdb_openai.schema import field, struct
 
 __all__ = [
@@ -126,6 +128,9 @@ def _include(value: OptionValue) -> list[tuple[str, str]]:
 
 
 RUN_STEPS = Resource(
+    family=ASSISTANTS_API,
+    fetch_error=RunFetchError,
+    progress_units=("runs", "steps"),
     name="run_steps",
     item_name="run_step",
     path="threads/{thread_id}/runs/{run_id}/steps",

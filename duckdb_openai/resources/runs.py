@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from duckdb_openai.resources.assistants import TOOLS
 from duckdb_openai.resources.base import Key, Lifecycle, Resource, sort_option
+from duckdb_openai.resources.families import ASSISTANTS_API
 from duckdb_openai.schema import field, json_field, struct
 
 __all__ = [
@@ -143,6 +144,8 @@ RUNS_SCHEMA: pa.Schema = pa.schema(
 RUN_LIFECYCLE = Lifecycle("status", frozenset(TERMINAL_STATUSES), frozen=False)
 
 RUNS = Resource(
+    family=ASSISTANTS_API,
+    progress_units=("threads", "runs"),
     name="runs",
     item_name="run",
     path="threads/{thread_id}/runs",

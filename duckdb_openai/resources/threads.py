@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from duckdb_openai.resources.assistants import TOOL_RESOURCES
 from duckdb_openai.resources.base import Key, Resource
+from duckdb_openai.resources.families import ASSISTANTS_API
 from duckdb_openai.schema import field
 
 __all__ = ["THREADS", "THREADS_SCHEMA"]
@@ -34,6 +35,8 @@ THREADS_SCHEMA: pa.Schema = pa.schema(
 
 
 THREADS = Resource(
+    family=ASSISTANTS_API,
+    progress_units=("threads", "threads"),
     name="threads",
     item_name="thread",
     path=None,

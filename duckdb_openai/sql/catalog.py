@@ -202,7 +202,7 @@ class ResourceSource:
         the table can be read whole (assistants)."""
         resource = self.resource
         names = [k.name for k in resource.keys]
-        if not resource.listable:
+        if not resource.listable and resource.item_column is not None:
             names.append(resource.item_column)
         if not names:
             return ""
@@ -219,10 +219,11 @@ class ResourceSource:
                 raise ConfigurationError(f"{self.table} was given a filter it did not accept: {predicate!r}")
             constraint = _intersect(constraint, found)
         names = [k.name for k in resource.keys]
-        items = constraint.get(resource.item_column)
+        item_column = resource.item_column
+        items = None if item_column is None else constraint.get(item_column)
         missing = [name for name in names if name not in constraint]
-        if not resource.listable and items is None:
-            missing.append(resource.item_column)
+        if not resource.listable and items is None and item_column is not None:
+            missing.append(item_column)
         if missing:
             why = "" if resource.listable else f" (the API cannot list {resource.name})"
             lateral = ", ".join([*names, resource.item_key.name] if not resource.listable else names)

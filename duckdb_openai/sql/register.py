@@ -207,8 +207,9 @@ class _Binder:
                 *(t for _, t in ENGINE_OPTIONS),
             ]
             self._function(con, self.list_function, self.list_rows, params, types, list_sql_type)
+            required = [f.name for f in resource.required]
             named = [
-                *(f"{name} := NULL" for name in self.filters),
+                *(f"{f.name} := NULL" for f in resource.filters if not f.required),
                 *(f"{name} := {_sql_literal(by_name[name].default)}" for name in self.options),
                 *(f"{name} := NULL" for name, _ in ENGINE_OPTIONS),
             ]
@@ -216,9 +217,9 @@ class _Binder:
                 *self.keys,
                 *(f.sql_argument for f in resource.filters),
                 *self.options,
-                *(n for n, _ in ENGINE_OPTIONS),
+                *(_engine_argument(n) for n, _ in ENGINE_OPTIONS),
             ]
-            self._macro(con, resource.name, [*self.keys, *named], self.list_function, arguments)
+            self._macro(con, resource.name, [*self.keys, *required, *named], self.list_function, arguments)
             functions.append(self.list_function)
             macros.append(resource.name)
         if not resource.retrievable:
@@ -317,6 +318,12 @@ def register(con: duckdb.DuckDBPyConnection, *, client: Client | None = None, **
     registration.sources = attach_catalog(con, client)
     _registered[con] = registration
     return registration
+
+
+def _engine_argument(name: str) -> str:
+    """How a macro passes an engine option to its function: `progress` as text, so `progress := true`
+    binds as `'true'` does."""
+    return f"CAST({name} AS VARCHAR)" if name == "progress" else name
 
 
 def _sql_literal(value: object) -> str:
