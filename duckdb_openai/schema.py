@@ -23,6 +23,8 @@ __all__ = [
     "is_number_time",
     "is_object_json",
     "json_field",
+    "json_key",
+    "keyed_json_field",
     "number_time_field",
     "object_json_field",
     "struct",
@@ -51,6 +53,20 @@ def json_field(name: str, doc: str) -> pa.Field:
     functions read it. A string value keeps its quotes (`'"auto"'`).
     """
     return pa.field(name, pa.string(), metadata={"doc": doc, "json": "true"})
+
+
+def keyed_json_field(name: str, key: str, doc: str) -> pa.Field:
+    """A VARCHAR field holding the JSON text of the object's value under the key that its field `key`
+    names: an audit-log event keeps its own object under its type (`"type": "project.archived",
+    "project.archived": {"id": "proj_abc"}`), so `details` holds `'{"id":"proj_abc"}'`. NULL when the
+    object has no such key."""
+    return pa.field(name, pa.string(), metadata={"doc": doc, "json": "keyed", "key": key})
+
+
+def json_key(f: pa.Field) -> str | None:
+    """The field naming the key of a `keyed_json_field`, else None."""
+    metadata: dict[bytes, bytes] = f.metadata or {}
+    return metadata[b"key"].decode() if metadata.get(b"json") == b"keyed" else None
 
 
 def object_json_field(name: str, doc: str) -> pa.Field:
@@ -105,6 +121,8 @@ def duckdb_type(t: pa.DataType) -> str:
         return _SIMPLE[t]
     if pa.types.is_timestamp(t):
         return "TIMESTAMP WITH TIME ZONE" if t.tz else "TIMESTAMP"
+    if pa.types.is_decimal(t):
+        return f"DECIMAL({t.precision}, {t.scale})"
     if pa.types.is_map(t):
         return f"MAP({duckdb_type(t.key_type)}, {duckdb_type(t.item_type)})"
     if pa.types.is_list(t) or pa.types.is_large_list(t):

@@ -45,6 +45,7 @@ the data stays exact, are:
 from __future__ import annotations
 
 import contextlib
+import decimal
 import functools
 import io
 import json
@@ -61,7 +62,7 @@ import pyarrow.json as pj
 from duckdb_openai.engine.contract import check_body, check_ids, preview
 from duckdb_openai.errors import ResponseFormatError
 from duckdb_openai.resources.paging import CURSOR_PAGING, Paging, envelope_of
-from duckdb_openai.schema import is_json, is_number_time, is_object_json
+from duckdb_openai.schema import is_json, is_number_time, is_object_json, json_key
 
 __all__ = ["Page", "PageDecoder", "check_page", "conform"]
 
@@ -280,7 +281,7 @@ class _Lenient:
 
 #: Where the JSON-text fields of a type sit: `_JSON_TEXT` for one, a dict of the fields that hold some for
 #: a struct, a one-element tuple for the elements of a list, `_Lenient` for a struct with object JSON.
-_JsonPlan: TypeAlias = "str | dict[str, _JsonPlan] | tuple[_JsonPlan] | _Lenient"
+_JsonPlan: TypeAlias = "str | dict[str, _JsonPlan] | tuple[_JsonPlan] | _Lenient | _Keyed"
 _JSON_TEXT = "json"
 
 
@@ -288,7 +289,18 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+@dataclass(frozen=True)
+class _Keyed:
+    """The plan of a `keyed_json_field`: the JSON text of the object's value under the key that its
+    field `key` names."""
+
+    key: str
+
+
 def _field_plan(f: pa.Field) -> _JsonPlan | None:
+    key = json_key(f)
+    if key is not None:
+        return _Keyed(key)
     return _JSON_TEXT if is_json(f) else _json_plan(f.type)
 
 
@@ -315,10 +327,14 @@ def _with_json_text(value: Any, plan: _JsonPlan) -> Any:
     if isinstance(plan, dict):
         if isinstance(value, dict):
             for name, child in plan.items():
-                if name in value:
+                if isinstance(child, _Keyed):
+                    key = value.get(child.key)
+                    found = value.get(key) if isinstance(key, str) else None
+                    value[name] = None if found is None else _dumps(found)
+                elif name in value:
                     value[name] = _with_json_text(value[name], child)
         return value
-    if isinstance(value, list):
+    if isinstance(value, list) and isinstance(plan, tuple):
         return [_with_json_text(item, plan[0]) for item in value]
     return value
 
@@ -417,6 +433,13 @@ class PageDecoder:
         # What the Python path builds its rows as (maps as maps), and where their numbers sit.
         self._python_parse = pa.struct([_python_field(f) for f in schema])
         self._python_numbers = _number_plan(self._python_parse)
+        # DECIMAL fields (money) need each number's own digits: the Python path parses them as Decimals.
+        self._decimals = _has_decimal(self.row_type)
+        if self._decimals and (self._json_plan is not None or self._map_fields):
+            raise TypeError("a schema with DECIMAL fields cannot also hold JSON-text or MAP fields")
+
+    def _loads(self, body: bytes) -> Any:
+        return _loads(body, decimals=self._decimals)
 
     def empty(self) -> pa.RecordBatch:
         return pa.RecordBatch.from_pylist([], schema=self.schema)
@@ -561,9 +584,9 @@ class PageDecoder:
                 raise ValueError("not one JSON object")
             batch = self._rows(table.to_struct_array().combine_chunks())
         except _FAST_PATH_ERRORS:
-            batch = self._from_python([_loads(body)])
+            batch = self._from_python([self._loads(body)])
         if self.id_index is not None and not batch.column(self.id_index)[0].as_py():
-            document = _loads(body)
+            document = self._loads(body)
             if isinstance(document, dict) and isinstance(document.get("error"), dict):
                 raise ResponseFormatError(f"the API answered 200 with an error object: {preview(body)}")
             raise ResponseFormatError(f"the object has no id: {preview(body)}")
@@ -584,7 +607,7 @@ class PageDecoder:
         for index, body in enumerate(bodies):
             try:
                 check_body(body)
-                documents.append(_loads(body))
+                documents.append(self._loads(body))
             except ResponseFormatError as exc:
                 results.append(exc)
             else:
@@ -614,7 +637,7 @@ class PageDecoder:
             return exc
 
     def _decode_page_slowly(self, body: bytes) -> Page:
-        document = _loads(body)
+        document = self._loads(body)
         if isinstance(document, dict) and isinstance(document.get("error"), dict):
             raise ResponseFormatError(
                 f"the API answered 200 with an error object instead of a list: {preview(body)}"
@@ -672,7 +695,7 @@ class PageDecoder:
 
 #: Where the numbers of a parse type sit: `_INT` or `_FLOAT` for one, a tuple of (name, plan) pairs for the
 #: fields of a struct that hold some, `_Items` for the elements of a list.
-_NumberPlan: TypeAlias = "str | tuple[tuple[str, _NumberPlan], ...] | _Items | _Seconds"
+_NumberPlan: TypeAlias = "str | tuple[tuple[str, _NumberPlan], ...] | _Items | _Seconds | _Decimal"
 _INT, _FLOAT = "int", "float"
 
 
@@ -681,6 +704,16 @@ class _Items:
     """The number plan of a list: its elements' plan."""
 
     element: _NumberPlan
+
+
+@dataclass(frozen=True)
+class _Decimal:
+    """The number plan of a DECIMAL field (money): the JSON number's own digits, parsed as a Decimal,
+    rounded half to even to `scale` places; more digits before the point than `precision - scale` is
+    an error."""
+
+    precision: int
+    scale: int
 
 
 @dataclass(frozen=True)
@@ -699,6 +732,8 @@ def _number_plan(t: pa.DataType) -> _NumberPlan | None:
         return _INT
     if pa.types.is_floating(t):
         return _FLOAT
+    if pa.types.is_decimal(t):
+        return _Decimal(t.precision, t.scale)
     if pa.types.is_struct(t):
         children = tuple((f.name, plan) for f in t if (plan := _number_plan(f.type)) is not None)
         return children or None
@@ -717,6 +752,8 @@ def _exact_numbers(value: Any, plan: _NumberPlan, path: str) -> Any:
     """
     if value is None:
         return None
+    if isinstance(value, decimal.Decimal) and not isinstance(plan, _Decimal):
+        value = float(value)  # a body parsed for a DECIMAL field elsewhere: other numbers as floats
     if plan is _INT:
         if isinstance(value, float):
             if not value.is_integer():
@@ -727,6 +764,19 @@ def _exact_numbers(value: Any, plan: _NumberPlan, path: str) -> Any:
         if isinstance(value, bool):
             raise ResponseFormatError(f"{path} holds {value!r} where the schema has a number")
         return value
+    if isinstance(plan, _Decimal):
+        if isinstance(value, bool) or not isinstance(value, (int, decimal.Decimal)):
+            raise ResponseFormatError(f"{path} holds {value!r} where the schema has an exact amount")
+        if isinstance(value, decimal.Decimal) and not value.is_finite():
+            raise ResponseFormatError(f"{path} holds {value!r} where the schema has an exact amount")
+        exact = decimal.Decimal(value).quantize(
+            decimal.Decimal(1).scaleb(-plan.scale), rounding=decimal.ROUND_HALF_EVEN
+        )
+        if exact.adjusted() >= plan.precision - plan.scale:
+            raise ResponseFormatError(
+                f"{path} holds {value!r}, too large for DECIMAL({plan.precision}, {plan.scale})"
+            )
+        return exact
     if isinstance(plan, _Seconds):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ResponseFormatError(
@@ -751,8 +801,20 @@ def _exact_numbers(value: Any, plan: _NumberPlan, path: str) -> Any:
     return value
 
 
-def _loads(body: bytes) -> Any:
+def _has_decimal(t: pa.DataType) -> bool:
+    if pa.types.is_decimal(t):
+        return True
+    if pa.types.is_struct(t):
+        return any(_has_decimal(f.type) for f in t)
+    if pa.types.is_list(t):
+        return _has_decimal(t.value_type)
+    return False
+
+
+def _loads(body: bytes, *, decimals: bool = False) -> Any:
+    """The parsed body; with `decimals`, numbers with a fraction or exponent as Decimals (their exact
+    digits, for DECIMAL fields)."""
     try:
-        return json.loads(body)
+        return json.loads(body, parse_float=decimal.Decimal) if decimals else json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ResponseFormatError(f"the API answered with a body that is not JSON: {preview(body)}") from None
