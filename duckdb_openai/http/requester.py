@@ -3,9 +3,10 @@
 The retry loop is tenacity's; what to retry and how long to wait are `retry.py`'s pure functions. Every
 answer that is not 2xx becomes an error of `errors.py`, with the API's own message. Policies decided here:
 
-- Waits: a server may ask for a wait (Retry-After, retry-after-ms, an empty x-ratelimit budget) of up to
-  `max_wait` seconds, which is sat out; a longer one fails at once with the status's error (an empty
-  budget: RateLimitError), saying how long was asked and that `max_wait=` raises the cap.
+- Waits: a server may ask for a wait (Retry-After, retry-after-ms) of up to `max_wait` seconds, which is
+  sat out; a longer one fails at once with the status's error (and the requests held back by a 429's:
+  RateLimitError), saying how long was asked and that `max_wait=` raises the cap. The x-ratelimit
+  headers only pace (`ratelimit.py`), never fail a request.
 - A refused connection (nothing listens at base_url) is retried at most REFUSED_RETRIES times, quickly;
   a certificate that does not verify is not retried (its message says how to trust a CA); connection
   failures and timeouts log a warning (logger `duckdb_openai`, at most once a minute per client) naming
