@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, NoReturn, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from duckdb_openai._version import __version__
 from duckdb_openai.errors import ConfigurationError
@@ -119,7 +119,10 @@ class Secret(Generic[T]):
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
+    """Whether `host` (a URL's hostname) surely means this machine: a loopback address, or the name
+    `localhost`, which resolvers answer from the hosts file. Another name under `.localhost` is not
+    trusted by its name: a resolver may send it to the network's DNS, which can answer any address."""
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
@@ -179,6 +182,11 @@ class Settings:
     #: Seconds after which a run whose steps are all terminal is assumed finished; 0: never assume.
     final_after: float = DEFAULT_FINAL_AFTER
     cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES
+
+    def __post_init__(self) -> None:
+        # However the settings are made (resolve, or directly for Client(settings=)), a password in
+        # base_url would show in their repr, the client's and every connection error: never hold one.
+        _check_no_user_info(self.base_url)
 
     @classmethod
     def resolve(
@@ -264,11 +272,12 @@ class Settings:
                 )
             else:
                 check_credential(api_key, f"the API key from {source}")
-        base_url = (base_url or env.get(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
-        organization = organization or env.get(ENV_ORGANIZATION) or None
-        project = project or env.get(ENV_PROJECT) or None
-        api_version = api_version or env.get(ENV_API_VERSION) or None
+        base_url = _setting("base_url", base_url, env, ENV_BASE_URL) or DEFAULT_BASE_URL
         _check_base_url(base_url, allow_insecure_http)
+        base_url = base_url.rstrip("/")
+        organization = _setting("organization", organization, env, ENV_ORGANIZATION)
+        project = _setting("project", project, env, ENV_PROJECT)
+        api_version = _setting("api_version", api_version, env, ENV_API_VERSION)
         _check_number("timeout", timeout, low=0.001, high=3600.0)
         _check_int("max_retries", max_retries, low=0, high=MAX_RETRIES_LIMIT)
         _check_int("max_concurrency", max_concurrency, low=1, high=MAX_CONCURRENCY_LIMIT)
@@ -423,8 +432,64 @@ def check_progress(value: bool | str) -> Progress:
     raise ConfigurationError(f"progress must be True, False or 'auto', not {value!r}")
 
 
+def _setting(name: str, value: str | None, env: Mapping[str, str], env_name: str) -> str | None:
+    """A text setting: the keyword, else its environment variable, else None; checked to be text the
+    request can carry as it is (a header value, a query parameter, the base URL): visible ASCII."""
+    origin = f"{name}="
+    if value is None or value == "":
+        value, origin = env.get(env_name) or None, f"${env_name}"
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        what = "a URL string" if name == "base_url" else "a string"
+        raise ConfigurationError(f"{name} must be {what}, not {value!r}")
+    # A header value or query parameter must be visible ASCII; a base URL may hold an international
+    # domain name, which the transports encode, but no white space or control character.
+    ascii_only = name != "base_url"
+    found = _first_invisible(value, ascii_only=ascii_only)
+    if found is not None:
+        position, what = found
+        # A value that is fine once stripped is what a secret file or `echo` into a variable gives.
+        stripped = value.strip()
+        if stripped == value or _first_invisible(stripped, ascii_only=ascii_only) is not None:
+            fix = f"{name} must be visible {'ASCII' if ascii_only else 'text'}"
+        elif value.rstrip(" \t") != value.rstrip():
+            fix = "strip the trailing newline (a value read from a file keeps it: use .strip())"
+        else:
+            fix = "strip the surrounding white space (use .strip())"
+        shown = _without_credentials(value, mark="***@") if name == "base_url" else value
+        raise ConfigurationError(
+            f"{name} {shown!r} (from {origin}) holds {what} at position {position}, which a request "
+            f"cannot carry; {fix}. It is set with {name}= or the {env_name} environment variable"
+        )
+    return value
+
+
+def _check_no_user_info(base_url: str) -> None:
+    # By text, not urlsplit: a password holding '/', '?' or '#' ends the URL's authority early, and
+    # an unparsable URL (`[::1`) must not be shown with its password either.
+    if "@" in base_url:
+        raise ConfigurationError(
+            f"base_url {_without_credentials(base_url, mark='***@')!r} holds user info (user:password@ "
+            "before the host), which would be sent instead of the API key and shown in messages: remove "
+            f"it from base_url= / {ENV_BASE_URL}, and pass the key as api_key= (or {ENV_API_KEY})"
+        )
+
+
 def _check_base_url(base_url: str, allow_insecure_http: bool) -> None:
-    parts = urlsplit(base_url)
+    _check_no_user_info(base_url)
+    try:
+        parts = urlsplit(base_url)
+        port = parts.port
+    except ValueError as exc:  # an unclosed `[`, a port that is no number or past 65535
+        problem = str(exc)
+    else:
+        problem = "port 0 cannot be connected to" if port == 0 else ""
+    if problem:
+        raise ConfigurationError(
+            f"base_url {base_url!r} is not a valid URL ({problem}); use e.g. {DEFAULT_BASE_URL!r} or "
+            "'http://127.0.0.1:PORT/v1' for the emulator"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
             f"base_url {base_url!r} is not an http(s) URL; use e.g. {DEFAULT_BASE_URL!r} or "
@@ -435,7 +500,8 @@ def _check_base_url(base_url: str, allow_insecure_http: bool) -> None:
     if parts.scheme == "http" and not _is_loopback(parts.hostname) and not allow_insecure_http:
         raise ConfigurationError(
             f"base_url {base_url!r} would send the API key (or token) unencrypted to {parts.hostname}; use "
-            "https://, or pass allow_insecure_http=True if the network is trusted"
+            "https://, or pass allow_insecure_http=True if the network is trusted (plain http is taken "
+            "without it only by loopback addresses and the name localhost)"
         )
 
 
@@ -450,29 +516,48 @@ def _unknown_keyword(names: list[str]) -> NoReturn:
     )
 
 
+def _first_invisible(value: str, *, ascii_only: bool = True) -> tuple[int, str] | None:
+    """The position of the first character of `value` that is not visible ASCII (with `ascii_only`
+    False: not visible), and what it is."""
+    for position, ch in enumerate(value):
+        if "!" <= ch <= "~" or (not ascii_only and ch.isprintable() and not ch.isspace()):
+            continue
+        if ch == "\n":
+            return position, "a newline"
+        if ch == "\r":
+            return position, "a carriage return"
+        if ch.isspace():
+            return position, "white space"
+        return position, "a non-ASCII character" if ord(ch) > 0x7F else "a control character"
+    return None
+
+
 def check_credential(value: str, what: str) -> None:
     """Refuse a key or token (`what` says which, never the value) that is not visible ASCII."""
     # A header value must be visible ASCII; anything else is refused here, before it could reach a
     # socket or an error text (over HTTP/2, h2 put the whole header into its exception's message).
-    for position, ch in enumerate(value):
-        if ch.isspace():
-            raise ConfigurationError(
-                f"{what} contains white space (at position {position}); check how it was set"
-            )
-        if not "!" <= ch <= "~":
-            raise ConfigurationError(
-                f"{what} contains a control or non-ASCII character (at position {position}); check how "
-                "it was set"
-            )
+    found = _first_invisible(value)
+    if found is None:
+        return
+    position, kind = found
+    if kind in ("a newline", "a carriage return", "white space"):
+        raise ConfigurationError(
+            f"{what} contains white space (at position {position}); check how it was set"
+        )
+    raise ConfigurationError(
+        f"{what} contains a control or non-ASCII character (at position {position}); check how it was set"
+    )
 
 
-def _without_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
+def _without_credentials(url: str, mark: str = "") -> str:
+    """`url` without its user info (`user:password@`), replaced by `mark`. By text: everything between
+    `://` and the last `@` goes, so a URL too broken to parse is shown safely too."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    if "@" not in rest:
         return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return scheme + separator + mark + rest[rest.rindex("@") + 1 :]
 
 
 def _env(env: Mapping[str, str], name: str) -> str | None:
@@ -505,10 +590,14 @@ def _resolve_proxy(proxy: str | bool | None, env: Mapping[str, str], base_url: s
         raise ConfigurationError(f"proxy must be a URL, None or False, not {type(proxy).__name__}")
     if "://" not in proxy:  # curl and httpx read a bare host:port as an http:// proxy
         proxy = "http://" + proxy
-    parts = urlsplit(proxy)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(proxy)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # an unclosed `[`, a port that is no number or past 65535
+        valid = False
+    if not valid:
         raise ConfigurationError(
-            f"the proxy from {origin} ({_without_credentials(proxy)!r}) is not an http(s):// URL, "
+            f"the proxy from {origin} ({_without_credentials(proxy)!r}) is not a valid http(s):// URL, "
             "e.g. 'http://proxy.example:3128'"
         )
     return Secret(proxy)

@@ -11,6 +11,7 @@ import asyncio
 import os
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -48,9 +49,11 @@ def page(steps: list[dict[str, Any]], has_more: bool = False) -> dict[str, Any]:
 
 class TlsServer:
     """HTTPS on 127.0.0.1 with a certificate signed by a fresh CA (written to `ca_path`); answers every
-    GET with one run step and records (http_version, headers) of each request."""
+    GET with one run step, or with what `answer` makes of the request, and records (http_version,
+    headers) of each request."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, answer: Callable[[Request], Response] | None = None) -> None:
+        self._make = answer
         ca = trustme.CA()
         cert = ca.issue_cert("127.0.0.1")
         self.ca_path = str(directory / "ca.pem")
@@ -76,7 +79,7 @@ class TlsServer:
 
     async def _answer(self, request: Request) -> Response:
         self.requests.append((request.scope["http_version"], dict(request.headers)))
-        return JSONResponse(STEP)
+        return JSONResponse(STEP) if self._make is None else self._make(request)
 
     def _run(self) -> None:
         self._loop.run_until_complete(serve(self._app, self._config, shutdown_trigger=self._stop.wait))

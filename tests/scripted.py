@@ -56,7 +56,7 @@ class ScriptedServer:
         config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True, name="scripted-server"
         )
 
     async def _answer(self, request: Request) -> Response:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -274,6 +276,63 @@ def test_a_provider_that_hangs_times_out() -> None:
         release.set()
 
 
+HANGING_PROVIDER = """
+import sys, threading, duckdb, duckdb_openai
+
+def never() -> str:  # a credential stuck on an identity service that never answers
+    threading.Event().wait()
+    return ""
+
+con = duckdb.connect()
+duckdb_openai.register(con, token_provider=never, base_url=sys.argv[1], timeout=0.5, progress="off")
+try:
+    con.execute("SELECT id FROM run_steps('thread_a', 'run_b')").fetchall()
+except duckdb.Error as exc:
+    print(exc, flush=True)
+"""
+
+
+def test_a_provider_still_running_is_waited_for_again_not_called_twice(reuse: Any) -> None:
+    # Each timed-out call left a thread behind; asking again started another one.
+    reuse(0)
+    release = threading.Event()
+    calls: list[str] = []
+
+    def slow() -> str:
+        calls.append(threading.current_thread().name)
+        release.wait(10)
+        return token(1)
+
+    with (
+        ScriptedServer([(200, page(STEPS))]) as server,
+        duckdb_openai.Client(token_provider=slow, base_url=server.base_url, timeout=0.2, **FAST) as client,
+    ):
+        for _ in range(2):
+            with pytest.raises(ConfigurationError, match=r"gave no token within timeout=0\.2s"):
+                duckdb_openai.read_run_steps(THREAD_ID, RUN_ID, client=client).read_all()
+        assert len(calls) == 1 and server.requests == []
+        release.set()
+        table = duckdb_openai.read_run_steps(THREAD_ID, RUN_ID, client=client).read_all()
+    assert table.num_rows == len(STEPS)
+    assert authorizations(server) == [f"Bearer {token(1)}"]
+
+
+def test_a_provider_that_never_returns_does_not_keep_the_process_alive() -> None:
+    # The query failed on time, then the interpreter hung at exit: the provider ran on asyncio's
+    # default executor, whose threads are joined at exit.
+    script = HANGING_PROVIDER
+    with ScriptedServer([(200, page(STEPS))]) as server:
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", script, server.base_url], capture_output=True, text=True, timeout=60
+            )
+        except subprocess.TimeoutExpired as expired:
+            pytest.fail(f"the process did not exit after the query failed: {expired.stdout!r}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ConfigurationError" in done.stdout and "gave no token within timeout=0.5s" in done.stdout
+    assert server.requests == []
+
+
 # -- a token never shows ----------------------------------------------------------------------------------
 
 
@@ -284,7 +343,7 @@ def echo(request: Request) -> Response:
 
 def echo_401(request: Request) -> Response:
     text = f"token {request.headers.get('authorization')} expired"
-    # Not in a response header: httpcore logs those at DEBUG, whatever they hold (a key too).
+    # In the body: a response header echoing it is tests/test_leaks.py's (httpcore's DEBUG traces).
     return JSONResponse({"error": {"message": text, "code": text, "param": text}}, 401)
 
 

@@ -147,15 +147,36 @@ def test_max_wait_is_the_cap() -> None:
     assert len(server.requests) == 1
 
 
-def test_an_empty_budget_with_a_long_reset_fails_at_once() -> None:
+@pytest.mark.parametrize("limit", [None, "10", "10000"])
+def test_an_empty_budget_with_a_long_reset_paces_briefly_and_asks(limit: str | None) -> None:
+    # The reset header says when the whole budget is full again, not when the next request is allowed:
+    # this failed at once ("would wait 360s, longer than max_wait") though the server answered the next
+    # request.
     headers = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6m0s"}
+    if limit is not None:
+        headers["x-ratelimit-limit-requests"] = limit
     first = JSONResponse(page(STEPS[:1], has_more=True), headers=headers)
-    with ScriptedServer([first, (200, page(STEPS[1:]))]) as server, pytest.raises(RateLimitError) as info:
-        within(20, lambda: read_list(server.base_url))
-    message = str(info.value)
-    assert "x-ratelimit-remaining-requests: 0" in message and "x-ratelimit-reset-requests: 6m0s" in message
-    assert "max_wait=60s" in message
-    assert len(server.requests) == 1  # the second page was never asked for
+    with ScriptedServer([first, (200, page(STEPS[1:]))]) as server:
+        table = within(30, lambda: read_list(server.base_url, both_ends=False))
+    assert table.column("id").to_pylist() == [step["id"] for step in STEPS]
+    assert len(server.requests) == 2
+
+
+def test_a_429_asking_for_longer_than_max_wait_still_fails_every_waiting_request() -> None:
+    # Only the server's own 429 fails a request for its wait: the requests held back by it fail at once
+    # too, each with a RateLimitError saying what was asked.
+    answers = [throttled("3600")]
+    with ScriptedServer(answers) as server:
+        con = duckdb.connect()
+        registration = duckdb_openai.register(
+            con, base_url=server.base_url, progress="off", cache=False, max_concurrency=1, **FAST
+        )
+        runs = ", ".join(f"('{THREAD_ID}', 'run_{i}')" for i in range(6))
+        sql = f"SELECT r.id FROM (VALUES {runs}) v(t, r0), LATERAL run_steps(v.t, v.r0, on_error := 'skip') r"
+        with pytest.warns(RuntimeWarning, match=r"skipped 6 of 6 .*RateLimitError.*wait 3600s"):
+            assert within(30, lambda: con.execute(sql).fetchall()) == []
+        registration.close()
+    assert len(server.requests) == 1  # one at a time: the later requests were not sent into the pause
 
 
 # -- 3. memory is bounded by max_response_bytes --------------------------------------------------------

@@ -28,6 +28,7 @@ import duckdb_openai
 from duckdb_openai.config import DEFAULT_MAX_PAGES, Settings
 from duckdb_openai.engine import fetch
 from duckdb_openai.errors import ConfigurationError, ResponseFormatError
+from duckdb_openai.resources import resource as resource_named
 from tests.helpers import KEY, connect
 from tests.scripted import ScriptedServer
 
@@ -432,3 +433,93 @@ def test_a_burst_of_only_refused_bodies_gives_one_error_each() -> None:
     results = decoder.decode_pages([b"null", b"[1]", b'{"data":[]} {}'])
     assert [type(r) for r in results] == [ResponseFormatError] * 3
     assert "got more after it" in str(results[2])
+
+
+# -- numbers no schema type can hold ---------------------------------------------------------------------
+
+#: JSON numbers past every integer and timestamp type: 1e308 times a timestamp's scale overflows a float
+#: to inf, 1e400 is read as inf, 2**63 is one past int64. NaN and Infinity are not JSON at all, though
+#: Python's json reads them.
+HUGE = ["1e308", "-1e308", "1e400", "-1e400", "1e300", "9223372036854775808", "-1e19", "NaN", "-Infinity"]
+
+
+def response_body(field: str, value: str, id_: str = "resp_1") -> str:
+    body = {"id": id_, "object": "response", "created_at": 1_741_476_777, "status": "completed"}
+    text = json.dumps({**body, "model": "gpt-4o", "output": []})
+    return text[:-1] + f', "{field}": {value}}}'
+
+
+def as_page(obj: str) -> bytes:
+    id_ = json.loads(obj.replace("NaN", "0").replace("Infinity", "0"))["id"]
+    return (
+        f'{{"object":"list","data":[{obj}],"first_id":"{id_}","last_id":"{id_}","has_more":false}}'.encode()
+    )
+
+
+STEP_1 = '{"id": "step_1", "object": "thread.run.step", "created_at": 1700000000'
+#: (schema, an object holding VALUE, the field's path in messages): a number-typed time (the Python path),
+#: an integer time and an integer (the fast path first), at the top and inside a struct.
+NUMBER_PLACES = [
+    pytest.param("responses", "response:created_at", "created_at", id="response.created_at"),
+    pytest.param("responses", "response:completed_at", "completed_at", id="response.completed_at"),
+    pytest.param("run_steps", STEP_1[:-10] + "VALUE}", "created_at", id="step.created_at"),
+    pytest.param(
+        "run_steps",
+        STEP_1 + ', "usage": {"prompt_tokens": VALUE, "completion_tokens": 1, "total_tokens": 2}}',
+        "usage.prompt_tokens",
+        id="step.usage",
+    ),
+    pytest.param(
+        "chat_completions",
+        '{"id": "c1", "object": "chat.completion", "created": VALUE, "model": "m"}',
+        "created",
+        id="chat.created",
+    ),
+]
+
+
+@pytest.mark.parametrize("value", HUGE)
+@pytest.mark.parametrize(("resource", "template", "path"), NUMBER_PLACES)
+def test_a_number_no_type_can_hold_is_a_response_format_error_naming_its_field(
+    resource: str, template: str, path: str, value: str
+) -> None:
+    # 1e308 in a response's created_at raised a raw OverflowError (inf seconds), which on_error := 'skip'
+    # could not skip; integers past int64 failed with "Python int too large to convert to C long".
+    if template.startswith("response:"):
+        obj = response_body(template.split(":")[1], value)
+    else:
+        obj = template.replace("VALUE", value)
+    decoder = fetch.PageDecoder(resource_named(resource).schema)
+    for decode, body in [(decoder.decode_object, obj.encode()), (decoder.decode_page, as_page(obj))]:
+        with pytest.raises(ResponseFormatError) as info:
+            decode(body)
+        message = str(info.value)
+        if value in ("NaN", "-Infinity"):
+            assert "not JSON" in message, message
+        else:
+            assert f"{path} holds " in message and "does not fit" in message, message
+    # The batch forms answer an error in the body's place.
+    for results in (decoder.decode_objects([obj.encode()]), decoder.decode_pages([as_page(obj)])):
+        assert [type(r) for r in results] == [ResponseFormatError]
+
+
+def test_a_response_time_past_any_timestamp_is_skipped_in_a_lateral_join() -> None:
+    places = ("created_at", "completed_at")
+    bad = {f"resp_{field}_{i}": (field, value) for i, value in enumerate(HUGE) for field in places}
+
+    def answer(request: Request) -> Response:
+        id_ = request.url.path.rsplit("/", 1)[1]
+        if id_ in bad:
+            return raw(response_body(*bad[id_], id_=id_).encode())
+        return raw(response_body("completed_at", "1741476778.5", id_=id_).encode())
+
+    ids = ", ".join(f"('{id_}')" for id_ in ["resp_good", *bad])
+    sql = f"SELECT r.id FROM (VALUES {ids}) v(id), LATERAL response(v.id, on_error := 'skip') r"
+    with ScriptedServer([answer]) as server:
+        con, registration = connect(server.base_url)
+        with pytest.warns(RuntimeWarning, match=f"skipped {len(bad)} of {len(bad) + 1} response requests"):
+            got = con.execute(sql).fetchall()
+        message = fails(con, sql.replace("'skip'", "'raise'"))
+        registration.close()
+    assert got == [("resp_good",)]
+    assert "ResponseFormatError" in message and " holds " in message, message

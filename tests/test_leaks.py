@@ -141,6 +141,54 @@ def test_http2_debug_logs_hold_no_key(azure: bool, tmp_path: Path, caplog: pytes
     assert not [r.getMessage() for r in ours if KEY_PREFIX in r.getMessage()]
 
 
+#: A bearer token from token_provider=, as Microsoft Entra ID gives them (a JWT).
+TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.tok-SECRET-0123456789"
+CREDENTIALS = {
+    "key": {"api_key": KEY},
+    "azure-api-key": {"api_key": KEY, "api_version": "2024-05-01-preview"},
+    "token": {"token_provider": lambda: TOKEN},
+}
+#: The test servers' threads: they decode our headers in this process and log them, which is theirs.
+SERVER_THREADS = {"tls-server", "scripted-server"}
+
+
+def echo_credentials(request: Request) -> Response:
+    """One run step, with the request's Authorization or api-key header echoed in a response header."""
+    names = ("authorization", "api-key")
+    echoed = {f"x-echo-{name}": request.headers[name] for name in names if name in request.headers}
+    return JSONResponse(STEP, headers=echoed)
+
+
+@pytest.mark.parametrize("http2", TRANSPORTS)
+@pytest.mark.parametrize("credential", list(CREDENTIALS))
+def test_debug_logs_hold_no_credential_a_server_echoes_in_its_headers(
+    http2: bool, credential: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # httpcore logs each response's headers at DEBUG; a server echoing Authorization or api-key put the
+    # key (or token) in the log, over HTTP/2 and over httpx's HTTP/1.1 alike.
+    settings = {"retry_initial_delay": 0.01, "retry_max_delay": 0.05, **CREDENTIALS[credential]}
+    secret = TOKEN if credential == "token" else KEY
+    with (
+        TlsServer(tmp_path, echo_credentials) as tls,
+        ScriptedServer([echo_credentials]) as plain,
+        caplog.at_level(logging.DEBUG),  # the root logger and its handler, so every logger's records
+    ):
+        for base_url, verify in ((tls.base_url, tls.ca_path), (plain.base_url, True)):
+            step = duckdb_openai.read_run_step(
+                THREAD_ID, RUN_ID, STEP["id"], base_url=base_url, http2=http2, verify=verify, **settings
+            )
+            assert step.num_rows == 1
+    sent = [headers for _, headers in tls.requests] + [r.headers for r in plain.requests]
+    header = "api-key" if credential == "azure-api-key" else "authorization"
+    assert len(sent) == 2 and all(secret in headers[header] for headers in sent)  # sent, so echoed
+    assert {version for version, _ in tls.requests} == {"2" if http2 else "1.1"}
+    ours = [r for r in caplog.records if r.threadName not in SERVER_THREADS]
+    if http2:  # DEBUG logging was on, and httpcore logged the echoing headers
+        assert sum(f"x-echo-{header}" in r.getMessage() for r in ours) == 2
+    leaked = [f"{r.name}: {r.getMessage()}" for r in ours if secret[:12] in r.getMessage()]
+    assert not leaked
+
+
 # -- the key itself, the settings, the exception chain ----------------------------------------------------
 
 

@@ -259,17 +259,10 @@ def test_every_field_and_nested_field_is_documented(name: str) -> None:
     assert [path for path, f in walked if not doc(f).strip()] == []
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(raises=TypeError, strict=True)) if n == "COSTS" else n
-        for n in SCHEMAS
-    ],
-)
+@pytest.mark.parametrize("name", list(SCHEMAS))
 def test_the_column_reference_lists_every_schema(name: str) -> None:
-    """The README's column reference (`schema.column_reference`) reads each schema. COSTS fails until
-    `schema.duckdb_type` knows DECIMAL (it raises TypeError for decimal128 today): strict, so the
-    xfail turns into a failure the day it does, and is removed then."""
+    """The README's column reference (`schema.column_reference`) reads each schema (costs' DECIMAL
+    included: `DECIMAL(38, 12)`)."""
     reference = [(path, text) for path, _, text in column_reference(SCHEMAS[name])]
     assert reference == [(path, doc(f)) for path, f in fields(pa.struct(list(SCHEMAS[name])))]
 

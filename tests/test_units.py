@@ -9,7 +9,7 @@ import pytest
 
 from duckdb_openai.config import Settings
 from duckdb_openai.errors import ConfigurationError, ResponseFormatError
-from duckdb_openai.http.ratelimit import Pacer, parse_duration
+from duckdb_openai.http.ratelimit import EMPTY_BUDGET_PAUSE, Pacer, WaitTooLong, parse_duration
 from duckdb_openai.http.retry import retry_after, retry_delay, should_retry
 from duckdb_openai.resources.paging import CursorPaging, TokenPaging
 
@@ -91,6 +91,25 @@ def test_low_remaining_requests_paces_before_any_429() -> None:
     pacer.observe(200, {"x-ratelimit-remaining-requests": "5000", "x-ratelimit-reset-requests": "1s"})
     clock.now += 2
     assert pacer.delay() <= 0
+
+
+def test_an_empty_budget_pauses_briefly_and_never_fails() -> None:
+    # An empty budget whose reset is minutes away: its reset is when the whole budget is full again, so
+    # the pacer waits briefly and lets the next request ask, whatever max_wait says.
+    clock = FakeClock()
+    pacer = Pacer(concurrency=32, max_wait=0.0, clock=clock)
+    pacer.observe(200, {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6m0s"})
+    assert 0 < pacer.delay() <= EMPTY_BUDGET_PAUSE
+    clock.now += EMPTY_BUDGET_PAUSE
+    asyncio.run(pacer.acquire())  # no WaitTooLong, and no sleep: the pause is over
+    assert 0 < pacer.delay() <= EMPTY_BUDGET_PAUSE  # the next request after it, one at a time
+    pacer.observe(429, {"retry-after": "30"})  # the server's own ask, past max_wait=0: that fails
+    with pytest.raises(WaitTooLong, match=r"asked to wait 30s \(Retry-After\)"):
+        asyncio.run(pacer.acquire())
+
+
+def test_a_duration_that_is_no_time_is_ignored() -> None:
+    assert [parse_duration(text) for text in ("nan", "inf", "-1", "1e400")] == [None] * 4
 
 
 def test_cursor_refuses_a_broken_contract() -> None:

@@ -35,6 +35,10 @@ the data stays exact, are:
 - a metadata value that is not a string is kept as its text (`2` becomes `'2'`);
 - `first_id` / `last_id` may be absent or null (only a present one must match).
 
+A number its field's type cannot hold (an integer past 64 bits, epoch seconds past the timestamp's range
+such as `1e308`, or `1e400`, which Python's json reads as inf) is a ResponseFormatError naming the field,
+as is a body holding `NaN` or `Infinity`, which are not JSON.
+
 >>> from duckdb_openai.resources.run_steps import RUN_STEPS_SCHEMA
 >>> page = PageDecoder(RUN_STEPS_SCHEMA).decode_page(b'{"object":"list","data":[],"first_id":null,'
 ...     b'"last_id":null,"has_more":false}')
@@ -133,17 +137,15 @@ def _parse_type(t: pa.DataType) -> pa.DataType:
 
 
 def _python_field(f: pa.Field) -> pa.Field:
-    """Field `f` as the Python path builds it: like `_parse_type` (timestamps as integer seconds), but
-    maps stay maps and a `number_time_field` stays a timestamp, which `_exact_numbers` fills with the
-    timestamp's units from seconds that may have a fraction."""
+    """Field `f` as the Python path builds it: like the target field, but with struct fields, list
+    elements and maps as Arrow builds them from Python values; timestamps stay timestamps, which
+    `_exact_numbers` fills with the timestamp's units from epoch seconds (checking they fit)."""
     t = f.type
-    if pa.types.is_timestamp(t):
-        return f if is_number_time(f) else pa.field(f.name, pa.int64())
     if pa.types.is_struct(t):
-        return pa.field(f.name, pa.struct([_python_field(child) for child in t]))
+        return pa.field(f.name, pa.struct([_python_field(child) for child in t]), metadata=f.metadata)
     if pa.types.is_list(t):
-        return pa.field(f.name, pa.list_(_python_field(t.value_field)))
-    return pa.field(f.name, t)
+        return pa.field(f.name, pa.list_(_python_field(t.value_field)), metadata=f.metadata)
+    return f
 
 
 def _mask(arr: pa.Array) -> pa.Array | None:
@@ -432,7 +434,7 @@ class PageDecoder:
         self._json_plan = _json_plan(self.row_type)
         # What the Python path builds its rows as (maps as maps), and where their numbers sit.
         self._python_parse = pa.struct([_python_field(f) for f in schema])
-        self._python_numbers = _number_plan(self._python_parse)
+        self._python_numbers = _number_plan(pa.field("", self._python_parse))
         # DECIMAL fields (money) need each number's own digits: the Python path parses them as Decimals.
         self._decimals = _has_decimal(self.row_type)
         if self._decimals and (self._json_plan is not None or self._map_fields):
@@ -693,10 +695,11 @@ class PageDecoder:
             ) from None
 
 
-#: Where the numbers of a parse type sit: `_INT` or `_FLOAT` for one, a tuple of (name, plan) pairs for the
-#: fields of a struct that hold some, `_Items` for the elements of a list.
-_NumberPlan: TypeAlias = "str | tuple[tuple[str, _NumberPlan], ...] | _Items | _Seconds | _Decimal"
-_INT, _FLOAT = "int", "float"
+#: Where the numbers of a parse type sit: `_Whole` or `_FLOAT` for one, a tuple of (name, plan) pairs for
+#: the fields of a struct that hold some, `_Items` for the elements of a list, `_Seconds` for a timestamp,
+#: `_Decimal` for an exact amount.
+_NumberPlan: TypeAlias = "str | tuple[tuple[str, _NumberPlan], ...] | _Items | _Seconds | _Whole | _Decimal"
+_FLOAT = "float"
 
 
 @dataclass(frozen=True)
@@ -717,49 +720,71 @@ class _Decimal:
 
 
 @dataclass(frozen=True)
+class _Whole:
+    """The number plan of an integer field: the range its type holds."""
+
+    low: int
+    high: int
+    #: The type, for messages ("int64").
+    name: str
+
+
+@dataclass(frozen=True)
 class _Seconds:
-    """The number plan of a `number_time_field`: epoch seconds, a fraction allowed, made the timestamp's
-    units (`scale` per second)."""
+    """The number plan of a timestamp: epoch seconds made the timestamp's units (`scale` per second).
+    A fraction of a second is kept for a `number_time_field` (`fraction`), an error elsewhere."""
 
     scale: int
+    fraction: bool
 
 
-def _number_plan(t: pa.DataType) -> _NumberPlan | None:
-    """The number fields inside parse type `t`, or None if it holds none (only those are walked)."""
-    if pa.types.is_timestamp(t):  # only a number_time_field keeps its timestamp type on the Python path
-        return _Seconds(_SCALE[t.unit])
+def _number_plan(f: pa.Field) -> _NumberPlan | None:
+    """The number fields inside field `f` (of a Python parse type), or None if it holds none (only those
+    are walked)."""
+    t = f.type
+    if pa.types.is_timestamp(t):
+        return _Seconds(_SCALE[t.unit], is_number_time(f))
     if pa.types.is_integer(t):
-        return _INT
+        bounds = np.iinfo(t.to_pandas_dtype())
+        return _Whole(int(bounds.min), int(bounds.max), str(t))
     if pa.types.is_floating(t):
         return _FLOAT
     if pa.types.is_decimal(t):
         return _Decimal(t.precision, t.scale)
     if pa.types.is_struct(t):
-        children = tuple((f.name, plan) for f in t if (plan := _number_plan(f.type)) is not None)
+        children = tuple((child.name, plan) for child in t if (plan := _number_plan(child)) is not None)
         return children or None
     if pa.types.is_list(t):
-        element = _number_plan(t.value_type)
-        return None if element is None else _Items(element)
+        return None if (element := _number_plan(t.value_field)) is None else _Items(element)
     return None
 
 
 def _exact_numbers(value: Any, plan: _NumberPlan, path: str) -> Any:
-    """`value` (parsed JSON) with integral floats in integer fields made ints, in place; `plan` is
-    `_number_plan` of its parse type.
+    """`value` (parsed JSON) with integral floats in integer fields made ints and epoch seconds made
+    timestamp units, in place; `plan` is `_number_plan` of its parse type.
 
-    pa.array would truncate 3.7 in an integer field to 3 and read `true` in a float field as 1.0; both
-    raise ResponseFormatError here instead, naming the field. `3.0` is read as 3 (the value is exact).
+    pa.array would truncate 3.7 in an integer field to 3, read `true` in a float field as 1.0, and
+    fail without naming the field on a number past the type (1e308, or 1e400, which json reads as inf);
+    each raises ResponseFormatError here instead, naming the field. `3.0` is read as 3 (the value is
+    exact).
     """
     if value is None:
         return None
     if isinstance(value, decimal.Decimal) and not isinstance(plan, _Decimal):
         value = float(value)  # a body parsed for a DECIMAL field elsewhere: other numbers as floats
-    if plan is _INT:
+    if isinstance(plan, _Whole):
+        whole = value
         if isinstance(value, float):
-            if not value.is_integer():
+            if math.isfinite(value) and not value.is_integer():
                 raise ResponseFormatError(f"{path} holds {value!r} where the schema has a whole number")
-            return int(value)
-        return value
+            whole = int(value) if math.isfinite(value) else None
+        elif isinstance(value, bool) or not isinstance(value, int):
+            return value  # not a number: pa.array refuses it
+        if whole is None or not plan.low <= whole <= plan.high:
+            raise ResponseFormatError(
+                f"{path} holds {value!r}, which does not fit the schema's whole number ({plan.name})"
+            )
+        return whole
     if plan is _FLOAT:
         if isinstance(value, bool):
             raise ResponseFormatError(f"{path} holds {value!r} where the schema has a number")
@@ -778,16 +803,19 @@ def _exact_numbers(value: Any, plan: _NumberPlan, path: str) -> Any:
             )
         return exact
     if isinstance(plan, _Seconds):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ResponseFormatError(
                 f"{path} holds {value!r}, which does not fit the schema: it has a time there (epoch seconds)"
             )
-        units = value * plan.scale if isinstance(value, int) else round(value * plan.scale)
+        if isinstance(value, float) and math.isfinite(value) and not value.is_integer() and not plan.fraction:
+            raise ResponseFormatError(f"{path} holds {value!r} where the schema has a whole number")
+        # Compared before rounding: 1e308 seconds times the scale is inf, which round() cannot take.
+        units = value * plan.scale
         if not -(2**63) <= units < 2**63:
             raise ResponseFormatError(
                 f"{path} holds {value!r} seconds, which does not fit the schema's timestamp"
             )
-        return units
+        return units if isinstance(units, int) else round(units)
     if isinstance(plan, tuple):
         if isinstance(value, dict):
             for name, child in plan:
@@ -811,10 +839,16 @@ def _has_decimal(t: pa.DataType) -> bool:
     return False
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
 def _loads(body: bytes, *, decimals: bool = False) -> Any:
     """The parsed body; with `decimals`, numbers with a fraction or exponent as Decimals (their exact
-    digits, for DECIMAL fields)."""
+    digits, for DECIMAL fields). NaN and Infinity, which Python's json reads, are not JSON."""
     try:
-        return json.loads(body, parse_float=decimal.Decimal) if decimals else json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        if decimals:
+            return json.loads(body, parse_constant=_not_json, parse_float=decimal.Decimal)
+        return json.loads(body, parse_constant=_not_json)
+    except (ValueError, RecursionError):  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ResponseFormatError(f"the API answered with a body that is not JSON: {preview(body)}") from None

@@ -6,12 +6,15 @@ Three brakes, all shared, so a 429 to one worker slows every worker:
 - a pause: after a 429, nobody sends until its retry-after has passed;
 - pacing: when `x-ratelimit-remaining-requests` falls below twice the concurrency (requests in flight
   spend budget too), requests are sent at the rate the budget refills, (limit - remaining) divided by
-  `x-ratelimit-reset-requests`, so it is not exhausted in the first place.
+  `x-ratelimit-reset-requests`, so it is not exhausted in the first place. An empty budget
+  (`remaining: 0`) pauses everyone briefly, then requests go on one at a time at that pace (both at
+  most EMPTY_BUDGET_PAUSE) and the server's answers say what next: the reset header is when the whole
+  budget is full again, not when the next request is allowed, so it is never a reason to give up.
 
 The pause and pacing are a few lines over a monotonic clock, hand-written because no library reads
-OpenAI's rate-limit headers. A request that would wait longer than `max_wait` seconds does not: `acquire`
-raises WaitTooLong at once, naming what the server asked for (a long Retry-After, or an empty budget
-with a long reset), so the client never sits silently for minutes.
+OpenAI's rate-limit headers. Only the server's own word fails a request: when a 429 asked for a wait
+longer than `max_wait` seconds, `acquire` raises WaitTooLong at once, naming what was asked, so the
+client never sits silently for minutes. Pacing never waits longer than MAX_PACE_INTERVAL.
 
 >>> parse_duration("6m0s"), parse_duration("120ms"), parse_duration("1.5s")
 (360.0, 0.12, 1.5)
@@ -20,6 +23,7 @@ with a long reset), so the client never sits silently for minutes.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -28,19 +32,30 @@ from aiolimiter import AsyncLimiter
 
 from duckdb_openai.http.retry import retry_after
 
-__all__ = ["DEFAULT_429_PAUSE", "Pacer", "WaitTooLong", "parse_duration"]
+__all__ = [
+    "DEFAULT_429_PAUSE",
+    "EMPTY_BUDGET_PAUSE",
+    "MAX_PACE_INTERVAL",
+    "Pacer",
+    "WaitTooLong",
+    "parse_duration",
+]
 
 #: The pause after a 429 that carries no retry-after header.
 DEFAULT_429_PAUSE = 1.0
 #: Pacing never waits longer than this between two requests, whatever the headers claim.
 MAX_PACE_INTERVAL = 10.0
+#: The longest pause an empty budget (`x-ratelimit-remaining-requests: 0`) imposes before the next
+#: request asks again: long enough for requests in flight to land, short enough that a budget that
+#: refills request by request (as OpenAI's does) costs little.
+EMPTY_BUDGET_PAUSE = 1.0
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
 class WaitTooLong(Exception):
-    """The shared budget says the next request must wait `seconds`, more than max_wait."""
+    """A 429 asked every request to wait `seconds`, more than max_wait."""
 
     def __init__(self, seconds: float, reason: str) -> None:
         super().__init__(f"{reason}: {seconds:.0f}s")
@@ -56,9 +71,10 @@ def parse_duration(text: str | None) -> float | None:
     parts = _DURATION.findall(text)
     if not parts or "".join(a + b for a, b in parts) != text:
         try:
-            return float(text)
+            seconds = float(text)
         except ValueError:
             return None
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None  # not "nan", "inf", "-1"
     return sum(float(number) * _UNITS[unit] for number, unit in parts)
 
 
@@ -77,9 +93,11 @@ class Pacer:
         self.max_wait = max_wait
         self._clock = clock
         self._limiter = AsyncLimiter(requests_per_second, 1.0) if requests_per_second else None
+        #: Until when a 429 asked everyone to wait, and what it said, for the message when that is too long.
+        self._asked_until = 0.0
+        self._asked_reason = ""
+        #: Until when an empty budget pauses everyone (briefly; never a reason to fail).
         self._paused_until = 0.0
-        #: Why the current pause was set, for the message when it is too long to sit out.
-        self._pause_reason = ""
         self._interval = 0.0
         self._next_slot = 0.0
         #: How many 429s this budget has seen, and how long it paused for them in total.
@@ -88,17 +106,17 @@ class Pacer:
 
     def delay(self) -> float:
         """Seconds a request starting now must wait."""
-        return max(self._paused_until, self._next_slot) - self._clock()
+        return max(self._asked_until, self._paused_until, self._next_slot) - self._clock()
 
     async def acquire(self) -> None:
-        """Wait for this request's turn; raises WaitTooLong instead of waiting more than max_wait."""
+        """Wait for this request's turn; raises WaitTooLong instead of waiting out a 429's ask of more
+        than max_wait."""
         if self._limiter is not None:
             await self._limiter.acquire()
         while (wait := self.delay()) > 0:
-            if wait > self.max_wait:
-                paused = self._paused_until >= self._next_slot
-                reason = self._pause_reason if paused else "pacing to the server's rate-limit headers"
-                raise WaitTooLong(wait, reason)
+            asked = self._asked_until - self._clock()
+            if asked > self.max_wait:
+                raise WaitTooLong(asked, self._asked_reason)
             await asyncio.sleep(wait)
         if self._interval:
             self._next_slot = max(self._clock(), self._next_slot) + self._interval
@@ -112,10 +130,10 @@ class Pacer:
             # rather than each sitting out max_wait to meet another 429.
             pause = asked or DEFAULT_429_PAUSE
             until = now + pause
-            if until > self._paused_until:
-                self.paused_seconds += until - max(now, self._paused_until)
-                self._paused_until = until
-                self._pause_reason = (
+            if until > self._asked_until:
+                self.paused_seconds += until - max(now, self._asked_until)
+                self._asked_until = until
+                self._asked_reason = (
                     f"after a 429 the server asked to wait {pause:g}s (Retry-After)"
                     if asked
                     else "after a 429"
@@ -137,15 +155,11 @@ class Pacer:
         refill = min(refill, MAX_PACE_INTERVAL)
         if remaining <= 0:
             # Requests already in flight will find the budget empty; let it refill for as many as can be
-            # in flight before anyone sends again.
-            until = now + min(refill * self.concurrency, reset)
-            if until > self._paused_until:
-                self._paused_until = until
-                self._pause_reason = (
-                    f"the request budget is used up (x-ratelimit-remaining-requests: {remaining_text}, "
-                    f"x-ratelimit-reset-requests: {headers.get('x-ratelimit-reset-requests')})"
-                )
-            self._interval = refill
+            # in flight before anyone sends again, but briefly: then the next request asks, and a 429
+            # with its retry-after, not this guess, decides how long to wait.
+            until = now + min(refill * self.concurrency, reset, EMPTY_BUDGET_PAUSE)
+            self._paused_until = max(self._paused_until, until)
+            self._interval = min(refill, EMPTY_BUDGET_PAUSE)
         elif remaining < 2 * self.concurrency:
             # Up to `concurrency` requests may be on their way already, so pacing starts with that much
             # headroom left, not when the budget is gone.

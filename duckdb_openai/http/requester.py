@@ -3,9 +3,10 @@
 The retry loop is tenacity's; what to retry and how long to wait are `retry.py`'s pure functions. Every
 answer that is not 2xx becomes an error of `errors.py`, with the API's own message. Policies decided here:
 
-- Waits: a server may ask for a wait (Retry-After, retry-after-ms, an empty x-ratelimit budget) of up to
-  `max_wait` seconds, which is sat out; a longer one fails at once with the status's error (an empty
-  budget: RateLimitError), saying how long was asked and that `max_wait=` raises the cap.
+- Waits: a server may ask for a wait (Retry-After, retry-after-ms) of up to `max_wait` seconds, which is
+  sat out; a longer one fails at once with the status's error (and the requests held back by a 429's:
+  RateLimitError), saying how long was asked and that `max_wait=` raises the cap. The x-ratelimit
+  headers only pace (`ratelimit.py`), never fail a request.
 - A refused connection (nothing listens at base_url) is retried at most REFUSED_RETRIES times, quickly;
   a certificate that does not verify is not retried (its message says how to trust a CA); connection
   failures and timeouts log a warning (logger `duckdb_openai`, at most once a minute per client) naming
@@ -18,19 +19,23 @@ answer that is not 2xx becomes an error of `errors.py`, with the API's own messa
   then again when its token is TOKEN_REUSE_S old (the next request waits for the answer; one call at a
   time per client), and at once when a request is answered 401: that request is then sent once more
   with the provider's new answer, and a second 401 is the AuthenticationError. A sync provider runs in
-  a worker thread (azure-identity may do network I/O); an async one runs on the client's loop. Every
+  a daemon thread of its own (azure-identity may do network I/O), so one that never returns fails its
+  request at `timeout` and does not keep the process alive, and is waited for again rather than called
+  a second time; an async one runs on the client's loop. Every
   token it gives is redacted like the key (the last TOKENS_REMEMBERED of them, as tokens rotate).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import inspect
 import json
 import logging
 import math
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -147,6 +152,8 @@ class _Tokens:
         self._token: str | None = None
         self._failure: ConfigurationError | None = None
         self._asked_at = -math.inf
+        #: The provider's call in its thread, while it runs (and after: its outcome).
+        self._running: asyncio.Future[object] | None = None
         #: Bumped by each call; a 401 renews only if no other request renewed since it was sent.
         self.generation = 0
         #: The latest tokens, for redaction.
@@ -208,8 +215,40 @@ class _Tokens:
         ):
             return await provider()  # type: ignore[misc]
         # Off the loop: azure-identity may do network I/O to renew, and the loop serves every request.
-        got = await asyncio.to_thread(provider)
+        # A call still running (it outlived the timeout) is waited for again, not doubled: one stuck
+        # provider holds one thread, however often the client asks.
+        if self._running is None or self._running.done():
+            self._running = _in_daemon_thread(provider)
+        got = await asyncio.shield(self._running)
         return await got if inspect.isawaitable(got) else got
+
+
+def _in_daemon_thread(call: TokenProvider) -> asyncio.Future[object]:
+    """`call()` in a thread of its own, its result (or exception) as a future of the running loop.
+
+    A daemon thread, not asyncio.to_thread: the default executor's threads are joined at interpreter
+    exit, so a provider that never returns (a credential waiting on an identity service that does not
+    answer) kept the process alive after its query had failed on time."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[object] = loop.create_future()
+
+    def settle(outcome: object, error: BaseException | None) -> None:
+        if not future.done():
+            future.set_result(outcome) if error is None else future.set_exception(error)
+
+    def run() -> None:
+        outcome: object = None
+        error: BaseException | None = None
+        try:
+            outcome = call()
+        except BaseException as exc:  # handed to the awaiting task, as asyncio.to_thread would
+            error = exc
+        # The client may have closed its loop meanwhile: then nobody waits for this answer.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, outcome, error)
+
+    threading.Thread(target=run, name="duckdb-openai-token", daemon=True).start()
+    return future
 
 
 def _checked_token(got: object) -> str:

@@ -16,8 +16,11 @@ TransportTooLarge, so the client above maps errors once, and both get the same g
   libraries' own reading of the environment, which differed between the two;
 - no exception they raise keeps the library's exception (which holds the request and its headers) as
   its context;
-- over HTTP/2, hpack's DEBUG records of our requests' header blocks are dropped: it logs header values
-  in clear (`api-key`) or Huffman-coded (`authorization`).
+- no credential reaches a logger: over HTTP/2, hpack's DEBUG records of our requests' header blocks
+  are dropped (it logs header values in clear, `api-key`, or Huffman-coded, `authorization`), and
+  httpcore's DEBUG traces, which print every response header (a server may echo the key or token in
+  one), have the credentials of the request that emitted them replaced by `***` (`_guard_logs`).
+  aiohttp logs no headers.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import contextvars
 import errno
 import logging
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -38,7 +42,7 @@ import certifi
 import httpx
 
 from duckdb_openai.config import Settings
-from duckdb_openai.errors import ConfigurationError
+from duckdb_openai.errors import ConfigurationError, redact
 
 __all__ = [
     "Reply",
@@ -54,9 +58,22 @@ __all__ = [
 CONNECT_TIMEOUT_S = 10.0
 #: Loggers that print HTTP/2 header blocks (hpack's encoder and its header table) at DEBUG.
 HEADER_LOGGERS = ("hpack.hpack", "hpack.table")
+#: httpcore's loggers, whose DEBUG traces print the response headers (and exceptions) of each request.
+TRACE_LOGGERS = (
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+#: Tokens a transport remembers for redaction: one sent a moment ago may be echoed after it rotated.
+TOKENS_REMEMBERED = 8
 
-#: True while one of our requests runs: hpack records emitted then are about our headers.
-_IN_REQUEST: contextvars.ContextVar[bool] = contextvars.ContextVar("duckdb_openai_request", default=False)
+#: While one of our requests runs, the credentials it may have sent: records emitted then (in its task)
+#: are about our request, and hold nothing of these.
+_IN_REQUEST: contextvars.ContextVar[_Credentials | None] = contextvars.ContextVar(
+    "duckdb_openai_request", default=None
+)
 
 
 class TransportTimeout(Exception):
@@ -166,20 +183,61 @@ def _failure(exc: BaseException) -> TransportFailure:
     )
 
 
+class _Credentials:
+    """What one transport's requests may carry that no log may show: the key and proxy credentials of
+    its settings, and the bearer tokens it sent lately (they rotate)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._static = settings.secrets()
+        self._tokens: deque[str] = deque(maxlen=TOKENS_REMEMBERED)
+
+    def sent(self, headers: Mapping[str, str] | None) -> None:
+        """Note the token of a request's own Authorization header."""
+        value = (headers or {}).get("Authorization", "")
+        token = value.removeprefix("Bearer ")
+        if token and token not in self._tokens:
+            self._tokens.append(token)
+
+    def redact(self, text: str) -> str:
+        for secret in (*self._static, *self._tokens):
+            # httpcore prints header values as bytes reprs, where a quote or backslash is escaped.
+            text = redact(text, {secret, repr(secret.encode())[2:-1], repr(secret)[1:-1]})
+        return text
+
+
 class _HideOwnHeaderBlocks(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not _IN_REQUEST.get()
+        return _IN_REQUEST.get() is None
+
+
+class _RedactOwnTraces(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        credentials = _IN_REQUEST.get()
+        if credentials is not None:
+            text = record.getMessage()
+            redacted = credentials.redact(text)
+            if redacted != text:
+                record.msg, record.args = redacted, None
+        return True
 
 
 _hiding = _HideOwnHeaderBlocks()
+_redacting = _RedactOwnTraces()
 
 
-def _hide_header_logs() -> None:
-    # Only records emitted inside our requests are dropped; other code's HTTP/2 logs stay as they were.
-    for name in HEADER_LOGGERS:
-        logger = logging.getLogger(name)
-        if _hiding not in logger.filters:
-            logger.addFilter(_hiding)
+def _guard_logs() -> None:
+    """Install, once per process, the filters that keep credentials out of the HTTP/2 libraries' DEBUG
+    logs: one on each of hpack's two loggers, dropping the records of our requests' header blocks, and
+    one on each of httpcore's trace loggers, redacting the records of our requests.
+
+    This is process-wide state, so it is installed only where the user opted in: by the first client
+    made with `http2=True` (the httpx transport). The filters act only on records emitted inside one of
+    our requests (`_IN_REQUEST`); other code's HTTP/2 logs pass unchanged."""
+    for names, guard in ((HEADER_LOGGERS, _hiding), (TRACE_LOGGERS, _redacting)):
+        for name in names:
+            logger = logging.getLogger(name)
+            if guard not in logger.filters:
+                logger.addFilter(guard)
 
 
 class _Aiohttp:
@@ -249,7 +307,8 @@ class _Aiohttp:
 
 class _Httpx:
     def __init__(self, settings: Settings) -> None:
-        _hide_header_logs()
+        _guard_logs()
+        self._credentials = _Credentials(settings)
         self._timeout = settings.timeout
         self._limit = settings.max_response_bytes
         base_url = settings.base_url.rstrip("/") + "/"
@@ -272,7 +331,8 @@ class _Httpx:
     async def _get(
         self, path: str, params: Sequence[tuple[str, str]], headers: Mapping[str, str] | None
     ) -> Reply:
-        token = _IN_REQUEST.set(True)
+        self._credentials.sent(headers)
+        token = _IN_REQUEST.set(self._credentials)
         try:
             async with self._client.stream("GET", path, params=list(params), headers=headers) as response:
                 # httpx bounds each read with its timeout; wait_for in get() bounds the whole request.
