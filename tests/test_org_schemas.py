@@ -32,7 +32,7 @@ import yaml
 
 from duckdb_openai.engine.convert import PageDecoder
 from duckdb_openai.resources import audit_logs, costs, projects, usage, users
-from duckdb_openai.schema import column_reference, doc, is_json
+from duckdb_openai.schema import column_reference, doc, is_json, json_key
 
 SPEC: dict[str, Any] = yaml.safe_load((Path(__file__).parent / "contracts" / "admin.yaml").read_text())
 COMPONENTS: dict[str, Any] = SPEC["components"]["schemas"]
@@ -160,7 +160,7 @@ AUDIT_LOG_COMMON = {
 }
 CASES: list[tuple[str, dict[str, Any], dict[str, tuple[list[str], list[str]]]]] = [
     *[
-        (prefix, COMPONENTS[component], {"": (["start_time", "end_time"], [])})
+        (prefix, COMPONENTS[component], {"": (["start_time", "end_time", "bucket_width", "partial"], [])})
         for _, component, _, prefix in BUCKETED
     ],
     ("AUDIT_LOGS", AUDIT_LOG_COMMON, {"": ([], ["details"]), "actor.session": ([], SESSION_EXTRAS)}),
@@ -204,7 +204,10 @@ def test_the_documented_extras_are_the_buckets_the_key_and_the_event_object() ->
         assert parameters(path)["project_id"]["in"] == "path"
     assert projects.PROJECT_API_KEYS_SCHEMA.field("project_id").type == pa.string()
     details = audit_logs.AUDIT_LOGS_SCHEMA.field("details")
-    assert is_json(details) and audit_logs.AUDIT_LOGS_SCHEMA.names[-1] == "details"
+    assert json_key(details) == "type" and audit_logs.AUDIT_LOGS_SCHEMA.names[-1] == "details"
+    for _, _, module, prefix in BUCKETED:  # what the request says of each row, after the bucket's fields
+        schema = getattr(module, f"{prefix}_SCHEMA")
+        assert schema.field("bucket_width").type == pa.string() and schema.field("partial").type == pa.bool_()
     # The typed event fields are the spec's five common ones; every other property is an event's object.
     assert list(AUDIT_LOG_COMMON["properties"]) == ["id", "type", "effective_at", "project", "actor"]
     events = set(COMPONENTS["AuditLog"]["properties"]) - set(AUDIT_LOG_COMMON["properties"])

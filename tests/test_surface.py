@@ -31,6 +31,23 @@ def test_public_surface_is_pinned() -> None:
             "read_run_step", "read_run_steps", "read_runs", "read_thread", "register",
             "read_chat_completion", "read_chat_completion_messages", "read_chat_completions",
             "read_conversation", "read_conversation_items", "read_response", "read_response_input_items",
+            # The organization's ledger.
+            "AUDIT_LOGS", "AUDIT_LOGS_SCHEMA", "COSTS", "COSTS_SCHEMA", "PROJECTS", "PROJECTS_SCHEMA",
+            "PROJECT_API_KEYS", "PROJECT_API_KEYS_SCHEMA", "PROJECT_SERVICE_ACCOUNTS",
+            "PROJECT_SERVICE_ACCOUNTS_SCHEMA", "USERS", "USERS_SCHEMA",
+            "USAGE_AUDIO_SPEECHES", "USAGE_AUDIO_SPEECHES_SCHEMA", "USAGE_AUDIO_TRANSCRIPTIONS",
+            "USAGE_AUDIO_TRANSCRIPTIONS_SCHEMA", "USAGE_CODE_INTERPRETER_SESSIONS",
+            "USAGE_CODE_INTERPRETER_SESSIONS_SCHEMA", "USAGE_COMPLETIONS", "USAGE_COMPLETIONS_SCHEMA",
+            "USAGE_EMBEDDINGS", "USAGE_EMBEDDINGS_SCHEMA", "USAGE_FILE_SEARCH_CALLS",
+            "USAGE_FILE_SEARCH_CALLS_SCHEMA", "USAGE_IMAGES", "USAGE_IMAGES_SCHEMA", "USAGE_MODERATIONS",
+            "USAGE_MODERATIONS_SCHEMA", "USAGE_VECTOR_STORES", "USAGE_VECTOR_STORES_SCHEMA",
+            "USAGE_WEB_SEARCH_CALLS", "USAGE_WEB_SEARCH_CALLS_SCHEMA",
+            "read_audit_logs", "read_costs", "read_project", "read_project_api_keys",
+            "read_project_service_accounts", "read_projects", "read_usage_audio_speeches",
+            "read_usage_audio_transcriptions", "read_usage_code_interpreter_sessions",
+            "read_usage_completions", "read_usage_embeddings", "read_usage_file_search_calls",
+            "read_usage_images", "read_usage_moderations", "read_usage_vector_stores",
+            "read_usage_web_search_calls", "read_user", "read_users",
         ]
     )  # fmt: skip
     for name in duckdb_openai.__all__:

@@ -38,9 +38,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from duckdb_openai.schema import field, json_field, struct
+from duckdb_openai.resources.base import Filter, Key, Resource
+from duckdb_openai.resources.families import ORGANIZATION_API
+from duckdb_openai.resources.paging import CursorPaging
+from duckdb_openai.schema import field, json_field, keyed_json_field, struct
 
-__all__ = ["ACTOR", "AUDIT_LOGS_EFFECTIVE_AT", "AUDIT_LOGS_FILTERS", "AUDIT_LOGS_SCHEMA"]
+__all__ = ["ACTOR", "AUDIT_LOGS", "AUDIT_LOGS_EFFECTIVE_AT", "AUDIT_LOGS_FILTERS", "AUDIT_LOGS_SCHEMA"]
 
 _S = pa.string()
 _TS = pa.timestamp("us", tz="UTC")
@@ -93,8 +96,9 @@ AUDIT_LOGS_SCHEMA: pa.Schema = pa.schema(
             "Project the action was scoped to (an admin key's actions: the default project); NULL if none.",
         ),
         field("actor", ACTOR, "Who performed the action."),
-        json_field(
+        keyed_json_field(
             "details",
+            "type",
             "The event's own object, JSON text: the value of the event's key named by its type (for "
             "'project.archived', '{\"id\":\"proj_abc\"}'); NULL where the event has none.",
         ),
@@ -116,3 +120,36 @@ AUDIT_LOGS_EFFECTIVE_AT: tuple[tuple[str, str], ...] = (
     ("<", "effective_at[lt]"),
     ("<=", "effective_at[lte]"),
 )
+
+_TIME_EXAMPLE = "TIMESTAMPTZ '2026-11-01 00:00:00+00'"
+
+AUDIT_LOGS = Resource(
+    name="audit_logs",
+    item_name="audit_log",
+    path="organization/audit_logs",
+    keys=(),
+    item_key=Key("audit_log_id", "audit_log-abc_20261101"),
+    item_path_template=None,
+    schema=AUDIT_LOGS_SCHEMA,
+    filters=(
+        Filter("start_time", "effective_at[gte]", _TIME_EXAMPLE, kind="time", column="effective_at",
+               bound="lower", doc="Events from this time on (inclusive)."),
+        Filter("end_time", "effective_at[lt]", _TIME_EXAMPLE, kind="time", column="effective_at",
+               bound="upper", doc="Events before this time (exclusive)."),
+        Filter("event_types", "event_types[]", "project.archived", kind="texts", column="type",
+               doc="Only events of these types."),
+        Filter("project_ids", "project_ids[]", "proj_abc", kind="ids", doc="Only events of these projects."),
+        Filter("actor_ids", "actor_ids[]", "user-abc", kind="ids",
+               doc="Only events by these actors (user, service account or API key ids)."),
+        Filter("actor_emails", "actor_emails[]", "ada@example.com", kind="texts",
+               doc="Only events by users with these emails."),
+        Filter("resource_ids", "resource_ids[]", "proj_abc", kind="ids",
+               doc="Only events on these resources (a project, a key, ...)."),
+    ),
+    order_option=None,
+    paging=CursorPaging(order_param=None),
+    family=ORGANIZATION_API,
+    catalog_schema="organization",
+    progress_units=("lists", "events"),
+    doc="The organization's audit log, newest first (an admin key): GET /organization/audit_logs",
+)  # fmt: skip

@@ -30,10 +30,18 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from duckdb_openai.resources.usage import BUCKET_FIELDS
+from duckdb_openai.resources.usage import BUCKET_FIELDS, REQUEST_FIELDS, bucketed
 from duckdb_openai.schema import field, struct
 
-__all__ = ["COSTS_DIMENSIONS", "COSTS_FILTERS", "COSTS_SCHEMA", "MONEY", "QUANTITY_UNITS"]
+__all__ = [
+    "COSTS",
+    "COSTS_DIMENSIONS",
+    "COSTS_FILTERS",
+    "COSTS_LIMIT",
+    "COSTS_SCHEMA",
+    "MONEY",
+    "QUANTITY_UNITS",
+]
 
 #: An exact amount of money: 26 digits before the point, 12 after.
 MONEY = pa.decimal128(38, 12)
@@ -54,6 +62,7 @@ _S = pa.string()
 COSTS_SCHEMA: pa.Schema = pa.schema(
     [
         *BUCKET_FIELDS,
+        *REQUEST_FIELDS,
         field("object", _S, "Always 'organization.costs.result'."),
         field(
             "amount",
@@ -88,3 +97,16 @@ COSTS_SCHEMA: pa.Schema = pa.schema(
 )
 COSTS_DIMENSIONS = ("project_id", "line_item", "api_key_id")
 COSTS_FILTERS = (("project_ids", "project_id"), ("api_key_ids", "api_key_id"))
+
+#: Daily buckets only, up to 180 a page: half a year of costs is one request.
+COSTS_LIMIT = 180
+
+COSTS = bucketed(
+    "costs",
+    "organization/costs",
+    COSTS_SCHEMA,
+    COSTS_DIMENSIONS,
+    COSTS_FILTERS,
+    doc="The organization's costs by day (an admin key): GET /organization/costs",
+    widths={"1d": COSTS_LIMIT},
+)

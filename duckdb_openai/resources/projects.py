@@ -25,12 +25,18 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from duckdb_openai.resources.base import Key, Option, Resource
+from duckdb_openai.resources.families import ORGANIZATION_API
+from duckdb_openai.resources.paging import CursorPaging
 from duckdb_openai.schema import field, struct
 
 __all__ = [
+    "PROJECTS",
     "PROJECTS_SCHEMA",
+    "PROJECT_API_KEYS",
     "PROJECT_API_KEYS_SCHEMA",
     "PROJECT_RESIDENCIES",
+    "PROJECT_SERVICE_ACCOUNTS",
     "PROJECT_SERVICE_ACCOUNTS_SCHEMA",
 ]
 
@@ -124,4 +130,68 @@ PROJECT_SERVICE_ACCOUNTS_SCHEMA: pa.Schema = pa.schema(
         field("role", _S, "'owner', 'member' or 'none'."),
         field("created_at", _TS, "When the service account was created."),
     ]
+)
+
+#: Lists of the organization page by `after` alone: one order (oldest first), so never from both ends.
+_ONE_ORDER = CursorPaging(order_param=None)
+_PROJECT = Key("project_id", "proj_abc123")
+
+PROJECTS = Resource(
+    name="projects",
+    item_name="project",
+    path="organization/projects",
+    keys=(),
+    item_key=_PROJECT,
+    item_path_template="organization/projects/{project_id}",
+    schema=PROJECTS_SCHEMA,
+    options=(
+        Option(
+            "include_archived",
+            False,
+            "Include archived projects (the API leaves them out by default).",
+            (False, True),
+            lambda value: [("include_archived", "true")] if value else [],
+        ),
+    ),
+    order_option=None,
+    paging=_ONE_ORDER,
+    family=ORGANIZATION_API,
+    catalog_schema="organization",
+    progress_units=("lists", "projects"),
+    doc="The organization's projects (an admin key): GET /organization/projects",
+)
+
+PROJECT_API_KEYS = Resource(
+    name="project_api_keys",
+    item_name="project_api_key",
+    path="organization/projects/{project_id}/api_keys",
+    keys=(_PROJECT,),
+    item_key=Key("key_id", "key_abc123"),
+    item_path_template=None,
+    schema=PROJECT_API_KEYS_SCHEMA,
+    order_option=None,
+    paging=_ONE_ORDER,
+    family=ORGANIZATION_API,
+    catalog_schema="organization",
+    progress_units=("projects", "keys"),
+    doc="A project's API keys (an admin key): GET /organization/projects/{project_id}/api_keys",
+)
+
+PROJECT_SERVICE_ACCOUNTS = Resource(
+    name="project_service_accounts",
+    item_name="project_service_account",
+    path="organization/projects/{project_id}/service_accounts",
+    keys=(_PROJECT,),
+    item_key=Key("service_account_id", "svc_acct_abc123"),
+    item_path_template=None,
+    schema=PROJECT_SERVICE_ACCOUNTS_SCHEMA,
+    order_option=None,
+    paging=_ONE_ORDER,
+    family=ORGANIZATION_API,
+    catalog_schema="organization",
+    progress_units=("projects", "service accounts"),
+    doc=(
+        "A project's service accounts (an admin key): "
+        "GET /organization/projects/{project_id}/service_accounts"
+    ),
 )

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from duckdb_openai.resources.base import Filter, Key, Resource
+from duckdb_openai.resources.families import ORGANIZATION_API
+from duckdb_openai.resources.paging import CursorPaging
 from duckdb_openai.schema import field, struct
 
-__all__ = ["USERS_FILTERS", "USERS_SCHEMA"]
+__all__ = ["USERS", "USERS_FILTERS", "USERS_SCHEMA"]
 
 _S = pa.string()
 _TS = pa.timestamp("us", tz="UTC")
@@ -80,3 +83,21 @@ USERS_SCHEMA: pa.Schema = pa.schema(
 )
 
 USERS_FILTERS = (("emails", "email"),)
+
+USERS = Resource(
+    name="users",
+    item_name="user",
+    path="organization/users",
+    keys=(),
+    item_key=Key("user_id", "user-abc123"),
+    item_path_template="organization/users/{user_id}",
+    schema=USERS_SCHEMA,
+    filters=(Filter("emails", "emails", "ada@example.com", kind="texts", column="email",
+                    doc="Only users with these emails."),),
+    order_option=None,
+    paging=CursorPaging(order_param=None),
+    family=ORGANIZATION_API,
+    catalog_schema="organization",
+    progress_units=("lists", "users"),
+    doc="The organization's users (an admin key): GET /organization/users",
+)  # fmt: skip

@@ -51,17 +51,19 @@ import itertools
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, cast
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from duckdb_openai.client import Client
 from duckdb_openai.errors import ConfigurationError, DuckDBOpenAIError
 from duckdb_openai.resources import RESOURCES
 from duckdb_openai.resources.base import Request, Resource
+from duckdb_openai.sql.pushdown import ColumnKind, Constraint, intersect, row_mask, translate
 
 __all__ = [
     "CATALOG",
@@ -75,9 +77,6 @@ __all__ = [
 CATALOG = "openai"
 #: Rows per slice of the first page: DuckDB's threads share the first page before one asks for the next.
 FIRST_PAGE_SLICE = 8
-
-#: Column name -> the values a row's column may hold, in order, without repeats.
-Constraint = dict[str, tuple[str, ...]]
 
 
 def scan_protocol(con: object) -> ModuleType | None:
@@ -100,26 +99,15 @@ def scan_protocol(con: object) -> ModuleType | None:
 @dataclass(frozen=True)
 class ScanPlan:
     """What a scan fetches: validated requests, all lists or all items, in the order of the IN lists;
-    and for items, the filter values their rows must hold (an item endpoint does not filter)."""
+    and the accepted predicates, applied again to every row returned (an item endpoint does not
+    filter, and a server may ignore a parameter: the WHERE clause holds all the same)."""
 
     requests: tuple[Request, ...]
-    row_filter: Constraint = field(default_factory=dict)
+    predicates: tuple[Any, ...] = ()
 
     @property
     def items(self) -> bool:
         return bool(self.requests) and self.requests[0].is_item
-
-
-def _intersect(a: Constraint, b: Constraint) -> Constraint:
-    """Both constraints at once: a column in both may hold only values in both."""
-    merged = dict(a)
-    for column, values in b.items():
-        if column in merged:
-            allowed = set(values)
-            merged[column] = tuple(v for v in merged[column] if v in allowed)
-        else:
-            merged[column] = values
-    return merged
 
 
 def _slice_first(batches: Iterable[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:
@@ -155,14 +143,7 @@ class ResourceSource:
         self.table = table
         self._nodes = nodes
         self._owner = owner
-        schema = resource.schema
-        columns = [
-            *(k.name for k in resource.keys),
-            *(f.name for f in resource.filters if f.is_column),
-            *([resource.item_column] if resource.retrievable else []),
-        ]
-        # Only string columns: the source compares ids as the engine compares VARCHARs, byte for byte.
-        self._filterable = frozenset(c for c in columns if pa.types.is_string(schema.field(c).type))
+        self._columns = _pushable(resource)
 
     def __repr__(self) -> str:
         return f"ResourceSource({self.table!r})"
@@ -176,8 +157,9 @@ class ResourceSource:
         return None
 
     def accepts(self, predicate: Any) -> bool:
-        """Whether the source applies `predicate` exactly: equality or IN of a key or the item column."""
-        return self._constraint(predicate) is not None
+        """Whether the source applies `predicate` exactly (`pushdown.translate`): equality or IN of a key,
+        a filter's column, an option's column or the item column; a range of a time filter's column."""
+        return translate(predicate, self._nodes, self._columns) is not None
 
     def stream(self, columns: Sequence[int] | None, filters: Sequence[Any]) -> tuple[object, bool]:
         """A stream of the rows the accepted `filters` select, holding exactly `columns` in order.
@@ -185,11 +167,11 @@ class ResourceSource:
         Missing keys and malformed ids raise here, and so does the first response's error, so DuckDB
         reports them without a traceback; the first batch is fetched now, the rest as DuckDB pulls.
         """
-        plan = self.plan(filters)
         schema = self.resource.schema
         chosen = list(range(len(schema))) if columns is None else list(columns)
+        plan = self.plan(filters, None if columns is None else [schema.field(i).name for i in chosen])
         narrowed = pa.schema([schema.field(i) for i in chosen])
-        batches = self._batches(plan)
+        batches = self._checked(plan, self._batches(plan))
         first = next(batches, None)
         ahead = batches if first is None else itertools.chain([first], _named(batches))
         projected = (b.select(chosen) for b in ahead)
@@ -198,105 +180,116 @@ class ResourceSource:
     # -- planning ---------------------------------------------------------------------------------------
 
     def required_form(self) -> str:
-        """The WHERE clause a query needs, e.g. `WHERE thread_id = '...' AND run_id = '...'`; empty when
-        the table can be read whole (assistants)."""
+        """The WHERE clause a query needs, e.g. `WHERE thread_id = '...' AND run_id = '...'`, or
+        `WHERE start_time >= TIMESTAMPTZ '...'`; empty when the table can be read whole (assistants)."""
         resource = self.resource
         names = [k.name for k in resource.keys]
         if not resource.listable and resource.item_column is not None:
             names.append(resource.item_column)
-        if not names:
+        parts = [f"{name} = '...'" for name in names]
+        parts += [f"{f.target} >= {f.example}" for f in resource.required if f.kind == "time"]
+        if not parts:
             return ""
-        where = " AND ".join(f"{name} = '...'" for name in names)
-        return f"WHERE {where} (or {names[-1]} IN (...))"
+        either = f" (or {names[-1]} IN (...))" if names else ""
+        return f"WHERE {' AND '.join(parts)}{either}"
 
-    def plan(self, filters: Sequence[Any]) -> ScanPlan:
-        """The requests the accepted `filters` call for; ConfigurationError if a key is not pinned."""
+    def plan(self, filters: Sequence[Any], columns: Sequence[str] | None = None) -> ScanPlan:
+        """The requests the accepted `filters` call for (`columns`: the columns the query reads, None for
+        all); ConfigurationError if a key or a required lower time bound is not given."""
         resource = self.resource
-        constraint: Constraint = {}
+        constraint = Constraint()
         for predicate in filters:
-            found = self._constraint(predicate)
+            found = translate(predicate, self._nodes, self._columns)
             if found is None:
                 raise ConfigurationError(f"{self.table} was given a filter it did not accept: {predicate!r}")
-            constraint = _intersect(constraint, found)
+            constraint = intersect(constraint, found)
+        values = constraint.values
         names = [k.name for k in resource.keys]
         item_column = resource.item_column
-        items = None if item_column is None else constraint.get(item_column)
-        missing = [name for name in names if name not in constraint]
+        items = values.get(item_column) if item_column is not None and resource.retrievable else None
+        missing = [name for name in names if name not in values]
         if not resource.listable and items is None and item_column is not None:
             missing.append(item_column)
+        missing += [
+            f"a lower bound on {f.target}"
+            for f in resource.required
+            if f.kind == "time" and f.target not in constraint.lower
+        ]
         if missing:
             why = "" if resource.listable else f" (the API cannot list {resource.name})"
             lateral = ", ".join([*names, resource.item_key.name] if not resource.listable else names)
             name = resource.name if resource.listable else resource.item_name
+            hint = f" (for ids listed in a table, join LATERAL {name}({lateral}))" if lateral else ""
             raise ConfigurationError(
-                f"{self.table} needs {self.required_form()}, with string literals{why}; missing: "
-                f"{', '.join(missing)} (for ids listed in a table, join LATERAL {name}({lateral}))"
+                f"{self.table} needs {self.required_form()}, with literals{why}; missing: "
+                f"{', '.join(missing)}{hint}"
             )
-        key_sets = [
-            dict(zip(names, values, strict=True))
-            for values in itertools.product(*(constraint[name] for name in names))
-        ]
-        filter_names = [f.name for f in resource.filters if f.name in constraint]
+        predicates = tuple(filters)
+        if constraint.empty:
+            return ScanPlan((), predicates)
+        key_sets = _product({name: values[name] for name in names})
         if items is not None:
-            # The item endpoint does not filter: the filters' values are checked on its rows.
-            row_filter = {name: constraint[name] for name in filter_names}
+            # The item endpoint does not filter: the predicates are applied to its rows.
             requests = [resource.bind_item(keys, item) for keys in key_sets for item in items]
-            return ScanPlan(tuple(requests), row_filter)
-        filter_sets = [
-            dict(zip(filter_names, values, strict=True))
-            for values in itertools.product(*(constraint[name] for name in filter_names))
-        ]
-        return ScanPlan(tuple(resource.bind_list(k, f) for k in key_sets for f in filter_sets))
+            return ScanPlan(tuple(requests), predicates)
+        asked = self._asked(constraint, columns)
+        return ScanPlan(
+            tuple(resource.bind_list(keys, options) for keys in key_sets for options in asked), predicates
+        )
 
-    def _constraint(self, node: Any) -> Constraint | None:
-        """The constraint `node` states on the filterable columns, or None when it states anything else."""
-        nodes = self._nodes
-        if isinstance(node, nodes.In):
-            column = self._column(node.operand)
-            literals = [self._literal(v) for v in node.values]
-            strings = [v for v in literals if v is not None]
-            if column is None or not strings or len(strings) != len(literals):
-                return None
-            return {column: tuple(dict.fromkeys(strings))}
-        if not isinstance(node, nodes.Binary):
-            return None
-        if node.op == "=":
-            column, value = self._column(node.left), self._literal(node.right)
-            return None if column is None or value is None else {column: (value,)}
-        if node.op not in ("AND", "OR"):
-            return None
-        left, right = self._constraint(node.left), self._constraint(node.right)
-        if left is None or right is None:
-            return None
-        if node.op == "AND":
-            return _intersect(left, right)
-        # An OR is exact only as a union of values of one column; across columns it is no product.
-        if len(left) != 1 or left.keys() != right.keys():
-            return None
-        [(column, values)] = left.items()
-        return {column: tuple(dict.fromkeys([*values, *right[column]]))}
-
-    def _column(self, node: Any) -> str | None:
-        if isinstance(node, self._nodes.Col) and len(node.parts) == 1 and node.parts[0] in self._filterable:
-            return str(node.parts[0])
-        return None
-
-    def _literal(self, node: Any) -> str | None:
-        if isinstance(node, self._nodes.Lit) and node.type == "VARCHAR" and isinstance(node.value, str):
-            return node.value
-        return None
+    def _asked(self, constraint: Constraint, columns: Sequence[str] | None) -> list[dict[str, object]]:
+        """The options and filters of each list request `constraint` calls for: one per combination of
+        single-valued filters and option values; a list filter takes every value in one request; time
+        bounds become the range's parameters; the grouping holds the dimensions the query reads."""
+        resource = self.resource
+        values = constraint.values
+        fixed: dict[str, object] = {}
+        varying: dict[str, tuple[object, ...]] = {}
+        for option in resource.options:
+            if option.column is not None and option.column in values:
+                varying[option.name] = tuple(v for v in values[option.column] if v in option.choices)
+        for f in resource.filters:
+            target = f.target
+            if target is None:
+                continue
+            if f.kind in ("ids", "texts") and target in values:
+                fixed[f.name] = list(values[target])  # type: ignore[arg-type]
+            elif f.kind in ("id", "text", "bool") and target in values:
+                varying[f.name] = values[target]
+            elif f.kind == "time" and f.bound == "lower" and target in constraint.lower:
+                fixed[f.name] = constraint.lower[target][0] / 1e6
+            elif f.kind == "time" and f.bound == "upper" and target in constraint.upper:
+                micros, inclusive = constraint.upper[target]
+                fixed[f.name] = (micros + (1 if inclusive else 0)) / 1e6
+        if resource.grouping is not None:
+            grouping = next(f for f in resource.filters if f.name == resource.grouping)
+            read = set(grouping.choices if columns is None else columns) | set(values)
+            dims = [d for d in grouping.choices if d in read]
+            if dims:
+                fixed[grouping.name] = dims
+        return [{**fixed, **chosen} for chosen in _product(varying)]
 
     # -- reading ----------------------------------------------------------------------------------------
 
     def _batches(self, plan: ScanPlan) -> Iterator[pa.RecordBatch]:
         """The rows of the plan as batches of the full schema, in request order."""
         if plan.items:
-            for batch in self._fan_out(plan.requests, "off"):
-                yield _keep(batch, plan.row_filter)
+            yield from self._fan_out(plan.requests, "off")
         elif len(plan.requests) == 1:
             yield from _slice_first(self.client.read(plan.requests[0], owner=self._owner), FIRST_PAGE_SLICE)
         else:
             yield from self._fan_out(plan.requests, None)
+
+    def _checked(self, plan: ScanPlan, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """`batches` holding only the rows every accepted predicate selects: DuckDB does not apply them
+        again, and neither an item endpoint nor a server that ignores a parameter filters for us."""
+        for batch in batches:
+            if plan.predicates and batch.num_rows:
+                masks = [row_mask(p, self._nodes, batch) for p in plan.predicates]
+                keep = masks[0] if len(masks) == 1 else functools.reduce(pc.and_, masks)
+                if not pc.all(keep).as_py():
+                    batch = batch.filter(keep)
+            yield batch
 
     def _fan_out(self, requests: Sequence[Request], progress: str | None) -> Iterator[pa.RecordBatch]:
         """Fetch `requests` concurrently, one window of `max_concurrency` at a time, and yield in order."""
@@ -322,15 +315,33 @@ def _named(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         raise pa.ArrowInvalid(f"{type(exc).__name__}: {exc}") from None
 
 
-def _keep(batch: pa.RecordBatch, row_filter: Constraint) -> pa.RecordBatch:
-    """The rows of `batch` whose columns hold one of the allowed values of `row_filter`."""
-    if not row_filter or not batch.num_rows:
-        return batch
-    keep = [
-        all(batch.column(name)[row].as_py() in allowed for name, allowed in row_filter.items())
-        for row in range(batch.num_rows)
-    ]
-    return batch.filter(pa.array(keep, pa.bool_()))
+def _product(choices: dict[str, tuple[object, ...]]) -> list[dict[str, object]]:
+    """Every combination of one value per name (one empty combination for no names)."""
+    return [dict(zip(choices, combo, strict=True)) for combo in itertools.product(*choices.values())]
+
+
+def _pushable(resource: Resource) -> dict[str, ColumnKind]:
+    """The columns whose predicates the source applies, and how: keys, the columns of filters and
+    options, and the item column."""
+    schema = resource.schema
+    columns: dict[str, ColumnKind] = {k.name: "value" for k in resource.keys}
+    for f in resource.filters:
+        target = f.target
+        if target is None or f.kind == "map":
+            continue
+        kind: ColumnKind = "time" if f.kind == "time" else "bool" if f.kind == "bool" else "value"
+        columns[target] = kind
+    for option in resource.options:
+        if option.column is not None:
+            columns[option.column] = "value"
+    if resource.retrievable and resource.item_column is not None:
+        columns[resource.item_column] = "value"
+    # Text columns only take text literals: the source compares as the engine compares VARCHARs.
+    return {
+        name: kind
+        for name, kind in columns.items()
+        if kind != "value" or pa.types.is_string(schema.field(name).type)
+    }
 
 
 @functools.cache
@@ -376,7 +387,9 @@ def attach_catalog(
         source = _scan_class(sources.ArrowScanSource)(
             client, resource, sources.nodes, table=table, owner=id(con)
         )
-        hidden = f"__{catalog}_{schema}_{resource.catalog_table}_source"
+        # Named as its own explanation: on a connection or cursor that was not registered, DuckDB says
+        # "Table with name <this> does not exist".
+        hidden = f"{table} (run duckdb_openai.register on this connection or cursor first)"
         # The hidden source is per connection (temp); the views over it are shared by every connection of
         # the database and read `temp`, which is each connection's own.
         con._register_arrow_source(hidden, source)
