@@ -104,7 +104,8 @@ CAUSE_IN_WARNING = re.compile(r"skipped \d+ of \d+ .*: \d+ x (" + "|".join(sorte
 #: reader reports with a "Detail: Python exception: Traceback"; its own line leads with the package
 #: error's class ("Invalid: ResponseFormatError: ...").
 MIDSTREAM_TRACEBACK = re.compile(
-    r"reading the stream registered as '__openai_\w+_source' failed: Invalid: (?:"
+    r"reading the stream registered as 'openai\.\w+\.\w+ source \(needs duckdb_openai\.register[^']*\)' "
+    r"failed: Invalid: (?:"
     + "|".join(sorted(PACKAGE_ERRORS))
     + r"): .*Detail: Python exception: Traceback .*\npyarrow\.lib\.ArrowInvalid: (?:"
     + "|".join(sorted(PACKAGE_ERRORS))
@@ -432,7 +433,8 @@ def test_the_checks_catch_a_row_that_was_not_served_and_a_raw_error() -> None:
     assert error_problem(clear, query) is None
     assert error_problem(f"{udf}ArrowInvalid: JSON parse error", query) == "a raw error escaped"
     stream = (
-        "Invalid Input Error: reading the stream registered as '__openai_conversations_items_source' failed: "
+        "Invalid Input Error: reading the stream registered as 'openai.conversations.items source (needs "
+        "duckdb_openai.register on this connection or cursor)' failed: "
     )
     detail = ". Detail: Python exception: Traceback (most recent call last):\n  File ..., in _named\n"
     midstream = (

@@ -539,7 +539,7 @@ def _run_object(seed: int, run: RunInfo, summary: _RunSummary, assistant: dict[s
         "instructions": assistant["instructions"],
         "incomplete_details": incomplete,
         "tools": assistant["tools"],
-        # Sent as the API's examples show, though the spec does not declare it (the schema drops it).
+        # Sent as the API's examples show, though the spec does not declare it (the schema keeps it).
         "tool_resources": assistant["tool_resources"],
         "metadata": metadata,
         "usage": usage,

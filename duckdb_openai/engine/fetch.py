@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
@@ -110,7 +109,7 @@ class Fetcher:
         if request.nothing:
             return
         async for batch in self._pages(request):
-            yield request.conform(batch, received_at=time.time())
+            yield request.conform(batch, received_at=self.client.server_time())
 
     async def _pages(self, request: Request) -> AsyncIterator[pa.RecordBatch]:
         assert request.resource is self._resource and not request.is_item
@@ -263,4 +262,4 @@ class Fetcher:
                 f"object {got!r}"
             )
         table = pa.Table.from_batches([batch], schema=self._resource.schema)
-        return request.conform(table, received_at=time.time())
+        return request.conform(table, received_at=self.client.server_time())

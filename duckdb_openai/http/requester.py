@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import email.utils
 import inspect
 import json
 import logging
@@ -305,6 +306,8 @@ class Requester:
             None if provider is None else _Tokens(provider.reveal(), settings.timeout, TOKEN_REUSE_S)
         )
         self._quiet_until = 0.0
+        #: The server's clock minus ours, from the last 2xx answer's Date header (`server_time`).
+        self.clock_offset = 0.0
         self._http = open_transport(settings)
 
     @property
@@ -471,11 +474,28 @@ class Requester:
                     if reply.status == 429:
                         self.stats.throttled += 1
                     if 200 <= reply.status < 300:
+                        self._observe_clock(reply.headers)
                         # A server echoing the request must not hand the key to the decoder, whose
                         # errors quote the body and whose rows could hold it.
                         return self._without_credentials(reply.body)
                     failure = _Failure(self._api_error(reply, family), reply.status, reply.headers)
         raise failure
+
+    def _observe_clock(self, headers: Mapping[str, str]) -> None:
+        date = headers.get("date")
+        if not date:
+            return
+        try:
+            server = email.utils.parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        self.clock_offset = server - time.time()
+
+    def server_time(self) -> float:
+        """The server's clock now, in seconds since the epoch: the local clock, corrected by the offset
+        the last answer's `Date` header showed (to the second). What "has this time bucket ended" is
+        judged by: the server's usage for the bucket grows until its own clock passes the bucket's end."""
+        return time.time() + self.clock_offset
 
     def _without_credentials(self, body: bytes) -> bytes:
         for secret in (self._key, self._admin):

@@ -3,7 +3,9 @@
 Columns follow the spec's `RunObject` properties: id, object, created_at, thread_id, assistant_id, status,
 required_action, last_error, expires_at, started_at, cancelled_at, failed_at, completed_at,
 incomplete_details, model, instructions, tools, metadata, usage, temperature, top_p, max_prompt_tokens,
-max_completion_tokens, truncation_strategy, tool_choice, parallel_tool_calls, response_format.
+max_completion_tokens, truncation_strategy, tool_choice, parallel_tool_calls, response_format; and,
+after `tools`, `tool_resources`, which the spec does not declare but the API's examples show on a run
+(the struct assistants declare: `assistants.TOOL_RESOURCES`).
 
 `USAGE` keeps the run steps' field order (prompt_tokens, completion_tokens, total_tokens; the spec lists
 completion first), so a run's usage and its steps' usage are one DuckDB type and compare directly.
@@ -13,8 +15,6 @@ What the schema cannot hold is documented, never an error:
 
 - `tool_choice` ("none", "auto", "required" or an object naming a tool) and `response_format` ("auto" or
   an object) are JSON text: every key survives, and a string keeps its quotes ('"auto"').
-- `tool_resources`: the API's examples show it on a run, the spec does not declare it; it is dropped
-  (the thread's and the assistant's `tool_resources` columns hold it).
 - A tool of a kind the schema does not know keeps its `type`, its settings are dropped.
 - A key the API adds to a run or a nested object (outside the JSON-text columns) is dropped.
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from duckdb_openai.resources.assistants import TOOLS
+from duckdb_openai.resources.assistants import TOOL_RESOURCES, TOOLS
 from duckdb_openai.resources.base import Key, Lifecycle, Resource, sort_option
 from duckdb_openai.resources.families import ASSISTANTS_API
 from duckdb_openai.schema import field, json_field, struct
@@ -122,6 +122,11 @@ RUNS_SCHEMA: pa.Schema = pa.schema(
         field("model", _S, "Model the run used (prices differ by model)."),
         field("instructions", _S, "Instructions the run used."),
         field("tools", TOOLS, "Tools the run could use: `unnest(tools)`."),
+        field(
+            "tool_resources",
+            TOOL_RESOURCES,
+            "Files and vector stores the run's tools could use (the API sends it; the spec omits it).",
+        ),
         field("metadata", pa.map_(_S, _S), "Up to 16 key-value pairs attached to the run."),
         field("usage", USAGE, "Token usage over the run; NULL until the run reaches a terminal status."),
         field("temperature", _F, "Sampling temperature; NULL means 1."),

@@ -215,6 +215,14 @@ class ResourceSource:
             for f in resource.required
             if f.kind == "time" and f.target not in constraint.lower
         ]
+        bounds = [f for f in resource.required if f.kind == "time" and f.target not in constraint.lower]
+        if bounds and len(missing) == len(bounds):
+            f = bounds[0]
+            raise ConfigurationError(
+                f"{self.table} needs a lower bound on {f.target}, which the API requires: add "
+                f"WHERE {f.target} >= {f.example} (or a date, or now() - INTERVAL 30 DAY); "
+                f"{f.target} < ... bounds the end"
+            )
         if missing:
             why = "" if resource.listable else f" (the API cannot list {resource.name})"
             lateral = ", ".join([*names, resource.item_key.name] if not resource.listable else names)
@@ -388,8 +396,9 @@ def attach_catalog(
             client, resource, sources.nodes, table=table, owner=id(con)
         )
         # Named as its own explanation: on a connection or cursor that was not registered, DuckDB says
-        # "Table with name <this> does not exist".
-        hidden = f"{table} (run duckdb_openai.register on this connection or cursor first)"
+        # "Table with name <this> does not exist"; a failed scan, "exporting a stream from the object
+        # registered as '<this>' failed: ...".
+        hidden = f"{table} source (needs duckdb_openai.register on this connection or cursor)"
         # The hidden source is per connection (temp); the views over it are shared by every connection of
         # the database and read `temp`, which is each connection's own.
         con._register_arrow_source(hidden, source)
