@@ -631,9 +631,11 @@ def _synthetic(
                 continue
             for _ in range(rng.randint(1, 4)):
                 i = rng.choice(active)
-                key = rng.choice(project_keys[i])
-                who = (projects[i]["id"], None if key.owner is None else users[key.owner]["id"], key.key_id)
                 when = day + rng.randrange(_DAY)
+                # A project's service account key is made within hours of the project, before the
+                # first day it is active; its other keys may come later that day.
+                key = rng.choice([k for k in project_keys[i] if k.created_at < when])
+                who = (projects[i]["id"], None if key.owner is None else users[key.owner]["id"], key.key_id)
                 records[name].append((when, *_synthetic_record(rng, name, who, stores[i])))
 
 
