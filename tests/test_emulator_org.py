@@ -24,7 +24,7 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from duckdb_openai.emulator import Emulator, Organization
+from duckdb_openai.emulator import Attribution, Emulator, Organization
 from duckdb_openai.emulator.cli import build_parser, main, settings_from_args
 from duckdb_openai.emulator.settings import ADMIN_KEY_ENV, EmulatorSettings
 from duckdb_openai.emulator.stats import ENDPOINTS
@@ -440,17 +440,24 @@ def calls(
     org_emu: Emulator, project: httpx.Client, tmp_path_factory: pytest.TempPathFactory
 ) -> list[dict[str, Any]]:
     """Every model call as the API shows it: the responses by id (from the responses manifest), the
-    chat completions from their list."""
+    chat completions from their list; each with its customer and app (a response's conversation's
+    ``channel``, a chat completion's ``feature``)."""
     manifest = org_emu.organization.successors.write_manifest(tmp_path_factory.mktemp("org") / "calls.csv")
     with manifest.open(newline="") as handle:
-        response_ids = [row["response_id"] for row in csv.DictReader(handle)]
+        logged = [(row["response_id"], row["conversation_id"]) for row in csv.DictReader(handle)]
+    channels: dict[str, str] = {}
     found = []
-    for response_id in response_ids:
+    for response_id, conversation_id in logged:
+        if conversation_id not in channels:
+            conversation = project.get(f"/conversations/{conversation_id}").json()
+            channels[conversation_id] = conversation["metadata"]["channel"]
         body = project.get(f"/responses/{response_id}").json()
         usage = body["usage"]
         found.append(
             {
                 "id": response_id,
+                "customer": body["metadata"]["customer"],
+                "app": ("response", channels[conversation_id]),
                 "at": body["created_at"],
                 "model": body["model"],
                 "input": usage["input_tokens"],
@@ -463,6 +470,8 @@ def calls(
         found.append(
             {
                 "id": chat["id"],
+                "customer": chat["metadata"]["customer"],
+                "app": ("chat", chat["metadata"]["feature"]),
                 "at": chat["created"],
                 "model": chat["model"],
                 "input": usage["prompt_tokens"],
@@ -524,22 +533,37 @@ def test_completions_per_day_and_model_are_the_stored_calls_sums(
 def test_completions_per_project_key_and_user_are_the_stored_calls_sums(
     admin: httpx.Client, org: Organization, calls: list[dict[str, Any]], span: tuple[int, int]
 ) -> None:
+    """The documented attribution, read from the API alone: the project serving the call's app, that
+    project's key named for the call's customer, and that key's owner."""
     fields = ("project_id", "api_key_id", "user_id", "model")
     params = {"start_time": span[0], "end_time": span[1], "limit": 31, "group_by": list(fields)}
     buckets, _ = walk(admin, "/usage/completions", params)
+    projects = {p["name"]: p["id"] for p in walk_list(admin, "/projects", {"include_archived": "true"})}
+    serving = {
+        ("response", "web"): "Support Assistant",
+        ("response", "app"): "Support Assistant",
+        ("response", "email"): "Email Triage",
+        ("chat", "support"): "Chat Support",
+        ("chat", "triage"): "Chat Support",
+        ("chat", "search"): "Search & Summaries",
+        ("chat", "summaries"): "Search & Summaries",
+    }
+    keys = {
+        (project_id, key["name"]): (key["id"], key["owner"]["user"]["id"])
+        for project_id in projects.values()
+        for key in walk_list(admin, f"/projects/{project_id}/api_keys")
+        if key["owner"]["type"] == "user"
+    }
 
     def owner(call: dict[str, Any]) -> tuple[Any, ...]:
-        who = org.attribution(call["id"])
-        return (day_of(call["at"]), who.project_id, who.api_key_id, who.user_id, call["model"])
+        project_id = projects[serving[call["app"]]]
+        key_id, user_id = keys[(project_id, call["customer"].lower().replace(" ", "-") + "-prod")]
+        assert org.attribution(call["id"]) == Attribution(
+            project_id, key_id, user_id
+        )  # the ground truth agrees
+        return (day_of(call["at"]), project_id, key_id, user_id, call["model"])
 
     assert usage_sums(buckets, *fields) == sums(calls, owner)
-    # The attribution names the organization's own projects, keys and users.
-    projects = {p["id"] for p in walk_list(admin, "/projects", {"include_archived": "true"})}
-    users = {u["id"] for u in walk_list(admin, "/users")}
-    keys = {k["id"] for p in projects for k in walk_list(admin, f"/projects/{p}/api_keys")}
-    assert {k[1] for k in sums(calls, owner)} <= projects
-    assert {k[2] for k in sums(calls, owner)} <= keys
-    assert {k[3] for k in sums(calls, owner)} <= users
     for result in (r for b in buckets for r in b["results"]):
         assert (result["batch"], result["service_tier"]) == (None, None)
 
@@ -726,6 +750,18 @@ def test_audit_log_pages_newest_first_and_is_consistent(admin: httpx.Client, org
     archived = [p["id"] for p in projects if p["archived_at"] is not None]
     assert [e["project.archived"]["id"] for e in by_type["project.archived"]] == archived
     assert by_type["login.succeeded"] and by_type["login.failed"] and by_type["project.updated"]
+    # The objects are as the log leaves them: each user's latest role, each project's latest title.
+    roles = {e["user.added"]["id"]: e["user.added"]["data"]["role"] for e in by_type["user.added"]}
+    for event in reversed(by_type["user.updated"]):  # oldest first
+        roles[event["user.updated"]["id"]] = event["user.updated"]["changes_requested"]["role"]
+    assert roles == {u["id"]: u["role"] for u in org.users()}
+    assert len(set(roles.values())) == 2 and by_type["user.updated"]
+    titles = {
+        e["project.created"]["id"]: e["project.created"]["data"]["name"] for e in by_type["project.created"]
+    }
+    for event in reversed(by_type["project.updated"]):
+        titles[event["project.updated"]["id"]] = event["project.updated"]["changes_requested"]["title"]
+    assert titles == {p["id"]: p["name"] for p in projects}
     emails = {u["email"] for u in org.users()}
     for event in events:
         actor = event["actor"]
@@ -866,6 +902,16 @@ def test_each_key_opens_only_its_own_endpoints(org_emu: Emulator, org: Organizat
         refused = client.get(threads, headers={**bearer(ADMIN_KEY), "OpenAI-Beta": "assistants=v2"})
         assert refused.status_code == 401
     assert ADMIN_KEY not in json.dumps(org_emu.requests()) and ADMIN_KEY not in repr(org_emu.settings)
+
+
+def test_the_admin_key_is_refused_even_where_any_other_key_passes(emulator_factory: EmulatorFactory) -> None:
+    emu = emulator_factory(admin_key=ADMIN_KEY)  # no project key: the API paths take any other key
+    response_id = emu.organization.successors.infos[0].response_id
+    with httpx.Client(base_url=emu.base_url) as client:
+        assert client.get(f"/responses/{response_id}", headers=bearer("sk-any")).status_code == 200
+        assert_error(client.get(f"/responses/{response_id}", headers=bearer(ADMIN_KEY)), 401, None)
+        assert client.get("/organization/users", headers=bearer(ADMIN_KEY)).status_code == 200
+        assert_error(client.get("/organization/users", headers=bearer("sk-any")), 401, None)
 
 
 def test_without_an_admin_key_any_key_opens_the_organization(emu: Emulator) -> None:
