@@ -1048,3 +1048,15 @@ def test_days_spreads_the_same_population() -> None:
     assert [p["id"] for p in short.projects()] == [p["id"] for p in long.projects()]
     short_days = {c.created_at // DAY for c in short.successors.calls}
     assert len(short_days) == 20
+
+
+def test_the_readme_block_runs_as_written() -> None:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    (code,) = [b for b in re.findall(r"^```python\n(.*?)^```$", text, re.M | re.S) if "org.attribution(" in b]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    org = namespace["org"]
+    assert len(namespace["days"]) == 180 and all(b["results"] for b in namespace["days"])
+    assert namespace["who"].project_id in {p["id"] for p in org.projects()}
+    assert {r["project_id"] for b in namespace["costs"] for r in b["results"]} == {None}
+    assert sum(len(b["results"]) for b in namespace["costs"]) > 180

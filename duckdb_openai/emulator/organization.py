@@ -54,7 +54,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .data import _CUSTOMERS, _make_id
+from .data import _CUSTOMERS, _dump, _make_id
 from .organization_usage import (
     COSTS,
     KINDS,
@@ -183,6 +183,7 @@ class _Population:
     keys: dict[str, tuple[dict[str, Any], ...]]
     service_accounts: dict[str, tuple[dict[str, Any], ...]]
     events: tuple[dict[str, Any], ...]
+    event_bodies: dict[str, bytes]
     attribution: dict[str, Attribution]
     usage: dict[str, RecordTable]
     costs: RecordTable
@@ -271,6 +272,10 @@ class Organization:
         """The audit log up to ``now``, oldest first (the API lists it newest first)."""
         now = self.now()
         return [e for e in self.population.events if e["effective_at"] < now]
+
+    def event_body(self, event_id: str) -> bytes:
+        """An audit log event as the JSON bytes the API sends."""
+        return self.population.event_bodies[event_id]
 
     def attribution(self, call_id: str) -> Attribution:
         """The project, API key and user a stored response or chat completion is billed to."""
@@ -429,6 +434,7 @@ def _build(seed: int, successors: Successors) -> _Population:
         },
         service_accounts={p["id"]: (accounts[i],) for i, p in enumerate(projects)},
         events=tuple(events),
+        event_bodies={event["id"]: _dump(event) for event in events},
         attribution=attribution,
         usage=usage,
         costs=RecordTable.of(costs),

@@ -401,7 +401,9 @@ async def _audit_logs(request: Request, org: Organization) -> Response:
         and (not wanted["actor_emails"] or not wanted["actor_emails"].isdisjoint(_actor_emails(event)))
         and (not wanted["resource_ids"] or event[event["type"]].get("id") in wanted["resource_ids"])
     ]
-    return _list_response(params, _listing(chosen), "desc", "audit log event", allow_before=True)
+    ids = tuple(event["id"] for event in chosen)
+    listing = Listing(ids, {event_id: i for i, event_id in enumerate(ids)}, tuple(map(org.event_body, ids)))
+    return _list_response(params, listing, "desc", "audit log event", allow_before=True)
 
 
 def _tenant_scoped(event_type: str) -> bool:
