@@ -106,24 +106,23 @@ _MESSAGES_PATH = "/threads/{thread_id}/messages"
 _ASSISTANTS_PATH = "/assistants"
 _ID = "[^/]+"
 #: Stats bucket of each API path; the run-steps ones first, as they are the hot path.
-_BUCKETS = (
-    tuple(
-        (re.compile(rf"^/(?:v1|openai|openai/v1)/{pattern}$"), bucket)
-        for pattern, bucket in (
-            (f"threads/{_ID}/runs/{_ID}/steps", "list"),
-            (f"threads/{_ID}/runs/{_ID}/steps/{_ID}", "retrieve"),
-            (f"threads/{_ID}/runs", "runs.list"),
-            (f"threads/{_ID}/runs/{_ID}", "runs.retrieve"),
-            (f"threads/{_ID}/messages", "messages.list"),
-            (f"threads/{_ID}/messages/{_ID}", "messages.retrieve"),
-            (f"threads/{_ID}", "threads.retrieve"),
-            ("assistants", "assistants.list"),
-            (f"assistants/{_ID}", "assistants.retrieve"),
-            *SUCCESSOR_BUCKETS,
-        )
+_BUCKETS = tuple(
+    (re.compile(rf"^/(?:v1|openai|openai/v1)/{pattern}$"), bucket)
+    for pattern, bucket in (
+        (f"threads/{_ID}/runs/{_ID}/steps", "list"),
+        (f"threads/{_ID}/runs/{_ID}/steps/{_ID}", "retrieve"),
+        (f"threads/{_ID}/runs", "runs.list"),
+        (f"threads/{_ID}/runs/{_ID}", "runs.retrieve"),
+        (f"threads/{_ID}/messages", "messages.list"),
+        (f"threads/{_ID}/messages/{_ID}", "messages.retrieve"),
+        (f"threads/{_ID}", "threads.retrieve"),
+        ("assistants", "assistants.list"),
+        (f"assistants/{_ID}", "assistants.retrieve"),
+        *SUCCESSOR_BUCKETS,
     )
-    + ORGANIZATION_BUCKETS
 )
+#: The same, and the organization's paths (only under /v1).
+_EVERY_BUCKET = _BUCKETS + ORGANIZATION_BUCKETS
 _LIMIT_RE = re.compile(r"[0-9]+")
 _ALLOWED_METHODS = frozenset({"GET", "HEAD"})
 _ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -144,7 +143,7 @@ _DROP_FILTER = _SuppressDropNoise()
 def classify_path(path: str) -> str:
     """The stats bucket of a request path: ``"list"`` and ``"retrieve"`` for run steps, ``"runs.list"``,
     ``"messages.retrieve"``... for the rest of the family (see the module docstring), else ``"other"``."""
-    for pattern, bucket in _BUCKETS:
+    for pattern, bucket in _EVERY_BUCKET:
         if pattern.match(path):
             return bucket
     return "other"

@@ -90,8 +90,9 @@ def build_parser(prog: str | None = "python -m duckdb_openai.emulator") -> argpa
     parser = argparse.ArgumentParser(
         prog=prog,
         description="A local server that speaks OpenAI's Assistants API (run steps, runs, messages, "
-        "assistants, threads) and its successors (responses, conversations, stored chat completions) over "
-        "generated data.",
+        "assistants, threads), its successors (responses, conversations, stored chat completions) and the "
+        "organization's endpoints (usage, costs, audit logs, projects, users: an admin key's) over generated "
+        "data.",
     )
     net = parser.add_argument_group("network")
     net.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on (default: %(default)s)")
@@ -101,7 +102,7 @@ def build_parser(prog: str | None = "python -m duckdb_openai.emulator") -> argpa
     net.add_argument(
         "--api-key",
         metavar="KEY",
-        help=f"the only key accepted; unset: ${API_KEY_ENV}, else any non-empty key",
+        help=f"the only key the API endpoints accept; unset: ${API_KEY_ENV}, else any non-empty key",
     )
     net.add_argument(
         "--admin-key",

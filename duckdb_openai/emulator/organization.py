@@ -157,8 +157,8 @@ class UsageQuery:
             raise ValueError(f"{kind} cannot be grouped by {sorted(unknown)}")
         chosen: dict[str, frozenset[Any]] = {}
         for name, values in filters.items():
-            if name == "batch" and declared.has_batch:
-                chosen["batch"] = frozenset([bool(values)])
+            if name == "batch" and declared.has_batch and isinstance(values, bool):
+                chosen["batch"] = frozenset([values])
             elif name in declared.filters and not isinstance(values, bool):
                 chosen[declared.filters[name]] = frozenset(values)
             else:
