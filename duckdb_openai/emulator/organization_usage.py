@@ -64,6 +64,7 @@ __all__ = [
     "COSTS_LIMITS",
     "KINDS",
     "LIMITS",
+    "MODELS",
     "WIDTHS",
     "CostLine",
     "RecordTable",
