@@ -77,12 +77,14 @@ def assert_openai_error(response: httpx.Response, status: int, *, param: str | N
 
 def test_public_surface() -> None:
     assert sorted(emulator_package.__all__) == [
+        "Attribution",
         "Dataset",
         "DatasetConfig",
         "Emulator",
         "EmulatorError",
         "EmulatorSettings",
         "Family",
+        "Organization",
         "RunInfo",
     ]
 

@@ -13,6 +13,7 @@ bucket::
     GET /v1/assistants                                           assistants.list
     GET /v1/assistants/{assistant_id}                            assistants.retrieve
     GET /v1/responses/..., /v1/conversations/..., /v1/chat/completions...   see :mod:`.successors`
+    GET /v1/organization/...  (usage, costs, audit logs, projects, users)   see :mod:`.organization_routes`
     GET  /_emulator/stats | /_emulator/requests?limit=N | /_emulator/faults | /_emulator/health
     POST /_emulator/faults | /_emulator/reset
     GET  /_emulator/live | POST /_emulator/live {"advance_s": X}    the live runs (:mod:`.live`)
@@ -26,7 +27,9 @@ Every API request first waits ``latency_ms`` (and ``slow_ms`` if a slow fault hi
 then passes these checks in order, like the real API; the first failing one answers:
 
 1. an injected error fault: 500/502/503/408/409 (scripted first, else the seeded draw);
-2. authentication, 401: ``Authorization: Bearer <key>``, or Azure's ``api-key`` header;
+2. authentication, 401: ``Authorization: Bearer <key>``, or Azure's ``api-key`` header (with
+   ``admin_key`` set, only it opens ``/v1/organization/...`` and it opens nothing else:
+   :func:`~.organization_routes.key_error`);
 3. Azure's ``api-version`` query parameter when ``api-key`` was used, 400 (not under ``/openai/v1``,
    Azure's v1 API, which takes no version);
 4. the rate limit, 429 (an injected 429 fault answers here too);
@@ -60,7 +63,6 @@ Choices where the public spec is silent:
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import re
@@ -81,12 +83,15 @@ from .errors import ApiError
 from .family import Family, Listing, ThreadData
 from .faults import ERROR_KINDS, Fault, FaultInjector, ScriptedFault
 from .live import LiveRuns, parse_advance
+from .organization import Organization
+from .organization_routes import BUCKETS as ORGANIZATION_BUCKETS
+from .organization_routes import key_error
+from .organization_routes import routes as organization_routes
 from .paging import Order, select_page
 from .ratelimit import UNLIMITED_RATE, Decision, TokenBucket
 from .settings import EmulatorSettings
 from .stats import LOG_SIZE, LOGGED_HEADERS, RequestRecord, StatsRecorder
 from .successors import BUCKETS as SUCCESSOR_BUCKETS
-from .successors import Successors
 from .successors import routes as successor_routes
 
 __all__ = ["API_PREFIXES", "DEFAULT_LIMIT", "MAX_LIMIT", "EmulatorApp", "classify_path", "create_app"]
@@ -116,6 +121,8 @@ _BUCKETS = tuple(
         *SUCCESSOR_BUCKETS,
     )
 )
+#: The same, and the organization's paths (only under /v1).
+_EVERY_BUCKET = _BUCKETS + ORGANIZATION_BUCKETS
 _LIMIT_RE = re.compile(r"[0-9]+")
 _ALLOWED_METHODS = frozenset({"GET", "HEAD"})
 _ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -136,28 +143,37 @@ _DROP_FILTER = _SuppressDropNoise()
 def classify_path(path: str) -> str:
     """The stats bucket of a request path: ``"list"`` and ``"retrieve"`` for run steps, ``"runs.list"``,
     ``"messages.retrieve"``... for the rest of the family (see the module docstring), else ``"other"``."""
-    for pattern, bucket in _BUCKETS:
+    for pattern, bucket in _EVERY_BUCKET:
         if pattern.match(path):
             return bucket
     return "other"
 
 
-def create_app(settings: EmulatorSettings | None = None, dataset: Dataset | None = None) -> EmulatorApp:
-    """Build the app; ``dataset`` defaults to the one the settings describe."""
+def create_app(
+    settings: EmulatorSettings | None = None,
+    dataset: Dataset | None = None,
+    organization: Organization | None = None,
+) -> EmulatorApp:
+    """Build the app; ``dataset`` and ``organization`` default to the ones the settings describe."""
     settings = settings if settings is not None else EmulatorSettings()
     if dataset is None:
         dataset = Dataset(settings.seed, settings.dataset)
-    return EmulatorApp(settings, dataset)
+    return EmulatorApp(settings, dataset, organization)
 
 
 class EmulatorApp:
     """ASGI app. All mutable state lives on the event loop that serves it."""
 
-    def __init__(self, settings: EmulatorSettings, dataset: Dataset) -> None:
+    def __init__(
+        self, settings: EmulatorSettings, dataset: Dataset, organization: Organization | None = None
+    ) -> None:
         self.settings = settings
         self.dataset = dataset
         self.family = Family(dataset)
-        self.successors = Successors(settings.seed)
+        if organization is None:
+            organization = Organization(settings.seed, days=settings.days, now=settings.now)
+        self.organization = organization
+        self.successors = organization.successors
         #: Runs progressing in real time, in a thread of their own (``--live N``); None without.
         self.live = (
             LiveRuns(settings.seed, settings.live, assistant_ids=dataset.assistant_ids)
@@ -192,7 +208,8 @@ class EmulatorApp:
                     ),
                     *successor_routes(prefix, self.successors),
                 )
-            ],
+            ]
+            + organization_routes(self.organization),
             redirect_slashes=False,
             default=self._unknown_path,
         )
@@ -286,9 +303,9 @@ class EmulatorApp:
             return errors.scripted_error(fault.kind), None
         if not key:
             return errors.missing_api_key(), None
-        expected = self.settings.api_key
-        if expected is not None and not hmac.compare_digest(key.encode(), expected.encode()):
-            return errors.invalid_api_key(key), None
+        refused = key_error(self.settings, path, key)
+        if refused is not None:
+            return refused, None
         if scheme == "api-key" and not query.get("api-version") and not path.startswith("/openai/v1/"):
             return errors.missing_api_version(), None
         if fault is not None and fault.kind == "429":

@@ -19,14 +19,23 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .data import MANIFEST_COLUMNS, Dataset, DatasetConfig
 from .family import Family
 from .live import DEFAULT_STEP_SECONDS, LiveConfig, LiveRuns, write_manifest
+from .organization import ORG_MANIFEST_COLUMNS, Organization
 from .server import serve
-from .settings import API_KEY_ENV, DEFAULT_HOST, DEFAULT_SEED, DEFAULT_SLOW_MS, EmulatorSettings
-from .successors import Successors
+from .settings import (
+    ADMIN_KEY_ENV,
+    API_KEY_ENV,
+    DEFAULT_HOST,
+    DEFAULT_SEED,
+    DEFAULT_SLOW_MS,
+    EmulatorSettings,
+)
+from .successors import DEFAULT_DAYS
 
 __all__ = ["banner", "build_parser", "main", "settings_from_args"]
 
@@ -64,12 +73,26 @@ def _positive(text: str) -> float:
     return value
 
 
+def _moment(text: str) -> int:
+    """Unix seconds, or an ISO 8601 time (UTC unless it says otherwise)."""
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be Unix seconds or an ISO 8601 time (2025-01-15T12:00:00Z), got {text!r}"
+        ) from None
+    return int((when if when.tzinfo is not None else when.replace(tzinfo=UTC)).timestamp())
+
+
 def build_parser(prog: str | None = "python -m duckdb_openai.emulator") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="A local server that speaks OpenAI's Assistants API (run steps, runs, messages, "
-        "assistants, threads) and its successors (responses, conversations, stored chat completions) over "
-        "generated data.",
+        "assistants, threads), its successors (responses, conversations, stored chat completions) and the "
+        "organization's endpoints (usage, costs, audit logs, projects, users: an admin key's) over generated "
+        "data.",
     )
     net = parser.add_argument_group("network")
     net.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on (default: %(default)s)")
@@ -79,7 +102,14 @@ def build_parser(prog: str | None = "python -m duckdb_openai.emulator") -> argpa
     net.add_argument(
         "--api-key",
         metavar="KEY",
-        help=f"the only key accepted; unset: ${API_KEY_ENV}, else any non-empty key",
+        help=f"the only key the API endpoints accept; unset: ${API_KEY_ENV}, else any non-empty key",
+    )
+    net.add_argument(
+        "--admin-key",
+        metavar="KEY",
+        help="the only key the organization endpoints (/v1/organization/...: usage, costs, audit logs, "
+        f"projects, users) accept, and one the others refuse; unset: ${ADMIN_KEY_ENV}, else any "
+        "non-empty key there",
     )
     data = parser.add_argument_group("data")
     data.add_argument(
@@ -146,6 +176,27 @@ def build_parser(prog: str | None = "python -m duckdb_openai.emulator") -> argpa
         help="write the responses as CSV to PATH (response_id, conversation_id, customer, app_version, "
         "started_at), then serve",
     )
+    data.add_argument(
+        "--days",
+        type=int,
+        default=DEFAULT_DAYS,
+        metavar="N",
+        help="days the responses, chat completions and the organization's usage span, from "
+        "2024-10-01 (default: %(default)s)",
+    )
+    data.add_argument(
+        "--now",
+        type=_moment,
+        metavar="WHEN",
+        help="the organization's clock (Unix seconds or ISO 8601): usage, costs and audit logs are "
+        "reported up to it, a partial bucket holds what came before it (default: the real clock)",
+    )
+    data.add_argument(
+        "--org-manifest",
+        metavar="PATH",
+        help=f"write the organization's projects as CSV to PATH ({', '.join(ORG_MANIFEST_COLUMNS)}: "
+        "the first and last UTC day with usage), then serve",
+    )
     parser.add_argument(
         "--quiet", action="store_true", help="print only the base URL line, no banner on stderr"
     )
@@ -190,6 +241,9 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
         slow_ms=args.slow_ms,
         api_key=args.api_key if args.api_key is not None else (os.environ.get(API_KEY_ENV) or None),
         live=LiveConfig(runs=args.live, step_seconds=args.live_step_seconds),
+        admin_key=args.admin_key if args.admin_key is not None else (os.environ.get(ADMIN_KEY_ENV) or None),
+        days=args.days,
+        now=args.now,
     )
 
 
@@ -200,11 +254,18 @@ def banner(base_url: str, settings: EmulatorSettings, manifest: Path | None, run
         if settings.api_key is not None
         else "export OPENAI_API_KEY=sk-any     # any non-empty key works (--api-key KEY requires one)"
     )
+    admin = (
+        "Organization endpoints (usage, costs, audit logs): the key given with --admin-key"
+        if settings.admin_key is not None
+        else "Organization endpoints (usage, costs, audit logs): any non-empty key (--admin-key KEY "
+        "requires one)"
+    )
     lines = [
         f"duckdb-openai emulator: the Assistants run-steps API over generated data (seed {settings.seed})",
         "To use it (duckdb-openai, the openai SDK):",
         f"  export OPENAI_BASE_URL={base_url}",
         f"  {key}",
+        admin,
     ]
     if manifest is None:
         lines.append(f"No manifest: --manifest runs.csv writes its {runs:,} runs as CSV, one row each.")
@@ -234,8 +295,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             manifest = dataset.write_manifest(args.manifest).resolve()
     if args.threads_manifest is not None:
         Family(dataset).write_threads_manifest(args.threads_manifest)
+    organization = Organization(settings.seed, days=settings.days, now=settings.now)
     if args.responses_manifest is not None:
-        Successors(settings.seed).write_manifest(args.responses_manifest)
+        organization.successors.write_manifest(args.responses_manifest)
+    if args.org_manifest is not None:
+        organization.write_manifest(args.org_manifest)
 
     def announce(base_url: str) -> None:
         # The URL line first and alone on stdout: tests and tools read it; the banner is for people.
@@ -246,7 +310,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             sys.stderr.flush()
 
     try:
-        serve(settings, host=args.host, port=args.port, on_ready=announce)
+        serve(settings, host=args.host, port=args.port, on_ready=announce, organization=organization)
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1

@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Generator
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal
 
@@ -35,7 +36,16 @@ import uvicorn
 from .app import create_app
 from .data import Dataset, DatasetConfig
 from .live import LiveConfig
-from .settings import API_KEY_ENV, DEFAULT_HOST, DEFAULT_SEED, DEFAULT_SLOW_MS, EmulatorSettings
+from .organization import Organization
+from .settings import (
+    ADMIN_KEY_ENV,
+    API_KEY_ENV,
+    DEFAULT_HOST,
+    DEFAULT_SEED,
+    DEFAULT_SLOW_MS,
+    EmulatorSettings,
+)
+from .successors import DEFAULT_DAYS
 
 __all__ = ["Emulator", "EmulatorError", "Mode", "bind_socket", "serve"]
 
@@ -96,10 +106,14 @@ def _url_host(host: str) -> str:
 
 
 def _uvicorn_config(
-    settings: EmulatorSettings, dataset: Dataset | None, *, quiet_logging: bool
+    settings: EmulatorSettings,
+    dataset: Dataset | None,
+    *,
+    quiet_logging: bool,
+    organization: Organization | None = None,
 ) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(settings, dataset),
+        create_app(settings, dataset, organization),
         interface="asgi3",
         lifespan="off",
         access_log=False,
@@ -110,14 +124,20 @@ def _uvicorn_config(
     )
 
 
-def serve(settings: EmulatorSettings, *, host: str, port: int, on_ready: Callable[[str], None]) -> None:
+def serve(
+    settings: EmulatorSettings,
+    *,
+    host: str,
+    port: int,
+    on_ready: Callable[[str], None],
+    organization: Organization | None = None,
+) -> None:
     """Serve in the foreground until SIGINT/SIGTERM; ``on_ready(base_url)`` once listening."""
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
     base_url = f"http://{_url_host(host)}:{bound_port}/v1"
-    server = _Server(
-        _uvicorn_config(settings, None, quiet_logging=False), on_ready=lambda: on_ready(base_url)
-    )
+    config = _uvicorn_config(settings, None, quiet_logging=False, organization=organization)
+    server = _Server(config, on_ready=lambda: on_ready(base_url))
     try:
         server.run(sockets=[sock])
     finally:
@@ -128,8 +148,15 @@ class Emulator:
     """A local OpenAI run-steps API over a deterministic :class:`Dataset`.
 
     Use as a context manager (or ``start()``/``stop()``). ``base_url`` is the OpenAI base
-    URL (``http://127.0.0.1:PORT/v1``), ``azure_endpoint`` the Azure one; ``dataset`` is
-    the ground truth the server answers from.
+    URL (``http://127.0.0.1:PORT/v1``), ``azure_endpoint`` the Azure one; ``dataset`` and
+    ``organization`` (:class:`~.organization.Organization`: its projects, users, keys, audit log,
+    usage and costs, and the Responses-era population as ``organization.successors``) are the
+    ground truth the server answers from.
+
+    ``admin_key`` is the only key the organization endpoints accept (and the only one the others
+    refuse); ``days`` how many days the Responses-era population and the organization's usage span;
+    ``now`` (Unix seconds, or an aware datetime) the organization's clock (the real one when None):
+    usage, costs and audit logs are reported up to it.
     """
 
     def __init__(
@@ -147,9 +174,16 @@ class Emulator:
         port: int = 0,
         startup_timeout: float = STARTUP_TIMEOUT_S,
         live: LiveConfig | None = None,
+        admin_key: str | None = None,
+        days: int = DEFAULT_DAYS,
+        now: int | datetime | None = None,
     ) -> None:
         if mode not in ("thread", "process"):
             raise ValueError(f"mode must be 'thread' or 'process', got {mode!r}")
+        if isinstance(now, datetime):
+            if now.tzinfo is None:
+                raise ValueError("now must be an aware datetime (say tzinfo=UTC) or Unix seconds")
+            now = int(now.timestamp())
         self.settings = EmulatorSettings(
             seed=seed,
             dataset=dataset if dataset is not None else DatasetConfig(),
@@ -159,12 +193,16 @@ class Emulator:
             slow_ms=slow_ms,
             api_key=api_key,
             live=live if live is not None else LiveConfig(),
+            admin_key=admin_key,
+            days=days,
+            now=now,
         )
         self.mode: Mode = mode
         self.host = host
         self._requested_port = port
         self._startup_timeout = startup_timeout
         self.dataset = Dataset(seed, self.settings.dataset)
+        self.organization = Organization(seed, days=days, now=self.settings.now)
         self._port: int | None = None
         self._thread: threading.Thread | None = None
         self._server: _Server | None = None
@@ -224,7 +262,10 @@ class Emulator:
         sock = bind_socket(self.host, self._requested_port)
         port: int = sock.getsockname()[1]
         ready = threading.Event()
-        server = _Server(_uvicorn_config(self.settings, self.dataset, quiet_logging=True), on_ready=ready.set)
+        config = _uvicorn_config(
+            self.settings, self.dataset, quiet_logging=True, organization=self.organization
+        )
+        server = _Server(config, on_ready=ready.set)
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name=f"duckdb-openai-emulator-{port}", daemon=True
         )
@@ -253,8 +294,11 @@ class Emulator:
         ]
         env = dict(os.environ)
         env.pop(API_KEY_ENV, None)
+        env.pop(ADMIN_KEY_ENV, None)
         if self.settings.api_key is not None:
             env[API_KEY_ENV] = self.settings.api_key
+        if self.settings.admin_key is not None:
+            env[ADMIN_KEY_ENV] = self.settings.admin_key
         process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env)
         assert process.stdout is not None
         ready, _, _ = select.select([process.stdout], [], [], self._startup_timeout)
@@ -295,6 +339,11 @@ class Emulator:
     def azure_endpoint(self) -> str:
         """For ``AzureOpenAI(azure_endpoint=...)``, which appends ``/openai``."""
         return self.root_url
+
+    @property
+    def organization_url(self) -> str:
+        """The organization endpoints' root, ``http://HOST:PORT/v1/organization``."""
+        return self.base_url + "/organization"
 
     @property
     def azure_base_url(self) -> str:

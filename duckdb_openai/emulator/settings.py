@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 
 from .data import DatasetConfig
 from .live import LiveConfig
+from .successors import DEFAULT_DAYS
 
 __all__ = [
+    "ADMIN_KEY_ENV",
     "API_KEY_ENV",
     "DEFAULT_HOST",
     "DEFAULT_SEED",
@@ -25,11 +27,16 @@ DEFAULT_SLOW_MS = 1000.0
 #: Where ``python -m duckdb_openai.emulator`` reads the accepted key when ``--api-key`` is
 #: not given, so a parent process need not put a key on a command line.
 API_KEY_ENV = "DUCKDB_OPENAI_EMULATOR_API_KEY"
+#: The same for the admin key (``--admin-key``) of the organization endpoints.
+ADMIN_KEY_ENV = "DUCKDB_OPENAI_EMULATOR_ADMIN_KEY"
 
 
 @dataclass(frozen=True)
 class EmulatorSettings:
-    """How the emulated API behaves. ``api_key=None`` accepts any non-empty key."""
+    """How the emulated API behaves. ``api_key=None`` accepts any non-empty key; ``admin_key`` is the only
+    key the organization endpoints accept (and the others refuse), None: any non-empty key there.
+    ``days`` is how many days the Responses-era population (and the organization's usage) spans;
+    ``now`` (Unix seconds) the organization's clock, None: the real one."""
 
     seed: int = DEFAULT_SEED
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
@@ -40,6 +47,9 @@ class EmulatorSettings:
     api_key: str | None = field(default=None, repr=False)
     #: Runs that progress in real time (``--live N``; :mod:`.live`); none by default.
     live: LiveConfig = field(default_factory=LiveConfig)
+    admin_key: str | None = field(default=None, repr=False)
+    days: int = DEFAULT_DAYS
+    now: int | None = None
 
     def __post_init__(self) -> None:
         if self.latency_ms < 0:
@@ -52,9 +62,16 @@ class EmulatorSettings:
             raise ValueError(f"slow_ms must be >= 0, got {self.slow_ms}")
         if self.api_key is not None and not self.api_key:
             raise ValueError("api_key must be non-empty (or None to accept any key)")
+        if self.admin_key is not None and not self.admin_key:
+            raise ValueError("admin_key must be non-empty (or None to accept any key)")
+        if self.admin_key is not None and self.admin_key == self.api_key:
+            raise ValueError("admin_key and api_key must differ: each opens only its own endpoints")
+        if self.days < 1:
+            raise ValueError(f"days must be >= 1, got {self.days}")
 
     def to_argv(self) -> list[str]:
-        """CLI options that reproduce these settings, except the key (pass it via API_KEY_ENV)."""
+        """CLI options that reproduce these settings, except the keys (pass them via API_KEY_ENV and
+        ADMIN_KEY_ENV)."""
         argv = [
             "--seed",
             str(self.seed),
@@ -70,6 +87,8 @@ class EmulatorSettings:
             repr(self.fault_rate),
             "--slow-ms",
             repr(self.slow_ms),
+            "--days",
+            str(self.days),
         ]
         if not self.dataset.edge_runs:
             argv.append("--no-edge-runs")
@@ -77,4 +96,6 @@ class EmulatorSettings:
             argv += ["--rate-limit", repr(self.rate_limit)]
         if self.live.runs:
             argv += ["--live", str(self.live.runs), "--live-step-seconds", repr(self.live.step_seconds)]
+        if self.now is not None:
+            argv += ["--now", str(self.now)]
         return argv

@@ -16,6 +16,8 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .organization_usage import KINDS
+
 __all__ = ["ENDPOINTS", "LOGGED_HEADERS", "LOG_SIZE", "RequestRecord", "StatsRecorder"]
 
 #: How many recent requests ``/_emulator/requests`` can return.
@@ -40,6 +42,16 @@ ENDPOINTS = (
     "chat.completions.list",
     "chat.completions.retrieve",
     "chat.completions.messages",
+    # The organization (organization_routes.py), an admin key's.
+    *(f"organization.usage.{name}" for name in KINDS),
+    "organization.costs",
+    "organization.audit_logs",
+    "organization.projects.list",
+    "organization.projects.retrieve",
+    "organization.projects.api_keys.list",
+    "organization.projects.service_accounts.list",
+    "organization.users.list",
+    "organization.users.retrieve",
     "other",
 )
 #: Request headers copied into the log (lower-case). Credentials are never among them.

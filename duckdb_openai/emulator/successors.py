@@ -26,6 +26,16 @@ The population, drawn from its own RNG streams (``...:successors:conversations``
 * ``chat_completions`` stored chat completions of several models and metadata (``customer`` and
   ``feature``), each with its messages (``<id>-0``, ``<id>-1``, ...).
 
+Time: the population starts at ``_EPOCH`` + 30 days (2024-10-01T00:00:00Z) and spans ``days`` days
+(default 180): the i-th of n conversations starts in the i-th of n equal slots of the span, at a
+seeded point of its first half, and its responses follow a few seconds to minutes apart; stored chat
+completions are spread the same way. So a conversation starts on every UTC day of the span as long as
+a slot is at most 16 hours (``days`` at most two thirds of the number of conversations). The draws
+do not depend on ``days``: only the times change with it.
+
+Every response and chat completion is also a model call the organization is billed for
+(:attr:`Successors.calls`, one :class:`ModelCall` each, read by :mod:`.organization`).
+
 Lists page as the spec says: ``limit`` 1 to 100 (default 20), ``after`` (an id not in the list: 400),
 ``order`` default ``desc`` for items and ``asc`` for chat completions and their messages; the envelope
 has ``first_id``, ``last_id`` and ``has_more``. ``model`` and each ``metadata[key]=value`` filter the
@@ -65,7 +75,10 @@ __all__ = [
     "BUCKETS",
     "DEFAULT_CHAT_COMPLETIONS",
     "DEFAULT_CONVERSATIONS",
+    "DEFAULT_DAYS",
+    "POPULATION_START",
     "RESPONSES_MANIFEST_COLUMNS",
+    "ModelCall",
     "ResponseInfo",
     "Successors",
     "routes",
@@ -73,6 +86,10 @@ __all__ = [
 
 DEFAULT_CONVERSATIONS = 300
 DEFAULT_CHAT_COMPLETIONS = 250
+#: How many days the population spans by default.
+DEFAULT_DAYS = 180
+#: Where the population's clock starts: 2024-10-01T00:00:00Z.
+POPULATION_START = _EPOCH + 30 * 86_400
 RESPONSES_MANIFEST_COLUMNS = ("response_id", "conversation_id", "customer", "app_version", "started_at")
 
 _ID = "[^/]+"
@@ -137,6 +154,24 @@ class ResponseInfo:
 
 
 @dataclass(frozen=True)
+class ModelCall:
+    """One billed model call: a stored response (``kind="response"``, ``app`` its conversation's
+    ``channel``) or a stored chat completion (``kind="chat"``, ``app`` its ``feature``), with the usage
+    its JSON reports."""
+
+    call_id: str
+    kind: str
+    created_at: int
+    model: str
+    customer: str
+    app: str
+    input_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
 class _Population:
     infos: tuple[ResponseInfo, ...]
     responses: dict[str, bytes]
@@ -146,22 +181,27 @@ class _Population:
     chat: Listing
     chat_objects: tuple[dict[str, Any], ...]
     chat_messages: dict[str, Listing]
+    calls: tuple[ModelCall, ...]
 
 
 class Successors:
-    """The Responses-era population of one seed, generated on first use."""
+    """The Responses-era population of one seed, spanning ``days`` days, generated on first use."""
 
     def __init__(
         self,
         seed: int,
         conversations: int = DEFAULT_CONVERSATIONS,
         chat_completions: int = DEFAULT_CHAT_COMPLETIONS,
+        days: int = DEFAULT_DAYS,
     ) -> None:
         if conversations < 0 or chat_completions < 0:
             raise ValueError("conversations and chat_completions must be >= 0")
+        if days < 1:
+            raise ValueError(f"days must be >= 1, got {days}")
         self.seed = seed
         self.conversation_count = conversations
         self.chat_count = chat_completions
+        self.days = days
         self._lock = threading.Lock()
         self._built: _Population | None = None
 
@@ -171,7 +211,7 @@ class Successors:
         if built is None:
             with self._lock:
                 if self._built is None:
-                    self._built = _build(self.seed, self.conversation_count, self.chat_count)
+                    self._built = _build(self.seed, self.conversation_count, self.chat_count, self.days)
                 built = self._built
         return built
 
@@ -179,6 +219,11 @@ class Successors:
     def infos(self) -> tuple[ResponseInfo, ...]:
         """Every response, in creation order."""
         return self.population.infos
+
+    @property
+    def calls(self) -> tuple[ModelCall, ...]:
+        """Every response, then every stored chat completion, as the model call it bills."""
+        return self.population.calls
 
     def write_manifest(self, path: str | Path) -> Path:
         """Write one CSV row per response (RESPONSES_MANIFEST_COLUMNS): the log a user would join against."""
@@ -215,20 +260,28 @@ class Successors:
 # -- generation ------------------------------------------------------------------------------------
 
 
-def _build(seed: int, conversation_count: int, chat_count: int) -> _Population:
+def _slot_start(index: int, count: int, days: int, draw: int, draw_max: int) -> int:
+    """When the index-th of count objects starts: in the index-th of count equal slots of the span, at
+    the point of the slot's first half that ``draw`` (1..draw_max) picks."""
+    span = days * 86_400
+    return POPULATION_START + (index * span) // count + (draw * (span // count)) // (2 * draw_max)
+
+
+def _build(seed: int, conversation_count: int, chat_count: int, days: int = DEFAULT_DAYS) -> _Population:
     rng = random.Random(f"duckdb-openai-emulator:{seed}:successors:conversations")
     infos: list[ResponseInfo] = []
     responses: dict[str, bytes] = {}
     input_items: dict[str, Listing] = {}
     conversations: dict[str, bytes] = {}
     conversation_items: dict[str, Listing] = {}
-    clock = _EPOCH + 30 * 86_400
-    for _ in range(conversation_count):
-        clock += rng.randint(60, 3_600)
+    calls: list[ModelCall] = []
+    for index in range(conversation_count):
+        clock = _slot_start(index, conversation_count, days, rng.randint(60, 3_600), 3_600)
         conversation_id = _make_id(rng, "conv_")
         customer = rng.choice(_CUSTOMERS)
         app_version = rng.choice(_APP_VERSIONS)
-        metadata = {"customer": customer, "channel": rng.choice(("web", "email", "app"))}
+        channel = rng.choice(("web", "email", "app"))
+        metadata = {"customer": customer, "channel": channel}
         conversations[conversation_id] = _dump(
             {"id": conversation_id, "object": "conversation", "created_at": clock, "metadata": metadata}
         )
@@ -245,13 +298,40 @@ def _build(seed: int, conversation_count: int, chat_count: int) -> _Population:
             response, outputs = _response(rng, response_id, conversation_id, previous, now, turn, customer)
             pending_calls = [o for o in outputs if o["type"] == "function_call"]
             responses[response_id] = _dump(response)
+            calls.append(
+                _call(
+                    response_id,
+                    "response",
+                    now,
+                    model=response["model"],
+                    customer=customer,
+                    app=channel,
+                    usage=response["usage"],
+                )
+            )
             input_items[response_id] = Listing.of(inputs)
             items.extend(inputs)
             items.extend(outputs)
             infos.append(ResponseInfo(response_id, conversation_id, customer, app_version, now))
             previous = response_id
         conversation_items[conversation_id] = Listing.of(items)
-    chat_objects, chat_messages = _chat(seed, chat_count)
+    chat_objects, chat_messages = _chat(seed, chat_count, days)
+    for obj in chat_objects:
+        usage = obj["usage"]
+        calls.append(
+            ModelCall(
+                call_id=obj["id"],
+                kind="chat",
+                created_at=obj["created"],
+                model=obj["model"],
+                customer=obj["metadata"]["customer"],
+                app=obj["metadata"]["feature"],
+                input_tokens=usage["prompt_tokens"],
+                cached_tokens=usage["prompt_tokens_details"]["cached_tokens"],
+                cache_write_tokens=0,
+                output_tokens=usage["completion_tokens"],
+            )
+        )
     return _Population(
         infos=tuple(infos),
         responses=responses,
@@ -261,6 +341,24 @@ def _build(seed: int, conversation_count: int, chat_count: int) -> _Population:
         chat=Listing.of(chat_objects),
         chat_objects=tuple(chat_objects),
         chat_messages=chat_messages,
+        calls=tuple(calls),
+    )
+
+
+def _call(
+    call_id: str, kind: str, created_at: int, *, model: str, customer: str, app: str, usage: dict[str, Any]
+) -> ModelCall:
+    return ModelCall(
+        call_id=call_id,
+        kind=kind,
+        created_at=created_at,
+        model=model,
+        customer=customer,
+        app=app,
+        input_tokens=usage["input_tokens"],
+        cached_tokens=usage["input_tokens_details"]["cached_tokens"],
+        cache_write_tokens=usage["input_tokens_details"]["cache_write_tokens"],
+        output_tokens=usage["output_tokens"],
     )
 
 
@@ -420,13 +518,12 @@ def _response(
     return response, outputs
 
 
-def _chat(seed: int, count: int) -> tuple[list[dict[str, Any]], dict[str, Listing]]:
+def _chat(seed: int, count: int, days: int) -> tuple[list[dict[str, Any]], dict[str, Listing]]:
     rng = random.Random(f"duckdb-openai-emulator:{seed}:successors:chat")
     objects: list[dict[str, Any]] = []
     messages: dict[str, Listing] = {}
-    clock = _EPOCH + 30 * 86_400
-    for _ in range(count):
-        clock += rng.randint(30, 1_800)
+    for index in range(count):
+        clock = _slot_start(index, count, days, rng.randint(30, 1_800), 1_800)
         completion_id = "chatcmpl-" + _make_id(rng, "")
         model = rng.choice(_MODELS)
         question = rng.choice(_QUESTIONS).format(n=rng.randint(10_000, 99_999))
