@@ -63,6 +63,7 @@ Choices where the public spec is silent:
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import logging
 import re
@@ -246,7 +247,12 @@ class EmulatorApp:
         scheme, key = _credentials(headers)
         fault = self.faults.next(path)
         outcome: dict[str, Any] = {"status": 0, "dropped": False}
-        common = {"x-request-id": "req_" + secrets.token_hex(16), "openai-version": "2020-10-01"}
+        common = {
+            "x-request-id": "req_" + secrets.token_hex(16),
+            "openai-version": "2020-10-01",
+            # The emulator's clock (--now), so a client judges "has this bucket ended" as it would.
+            "date": email.utils.formatdate(self.organization.now(), usegmt=True),
+        }
         drop = fault is not None and fault.kind == "drop"
 
         async def send_with_headers(message: Message) -> None:

@@ -118,6 +118,8 @@ def _uvicorn_config(
         lifespan="off",
         access_log=False,
         log_level="warning",
+        # The app sends the Date header itself, from the emulator's clock (--now).
+        date_header=False,
         # In-process (thread mode) the host application owns logging configuration.
         log_config=None if quiet_logging else uvicorn.config.LOGGING_CONFIG,
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
