@@ -291,8 +291,9 @@ class Cache:
         return self.store.info()
 
     def clear(self) -> Cleared:
-        """Forget everything this client's cache holds (on disk: its folder's entries and status log,
-        nothing else there); what was freed and the files left."""
+        """Forget everything this client's cache holds (with token_provider=, the current identity's; on
+        disk: its folder's entries and status log, nothing else there); what was freed and the files
+        left."""
         return self.store.clear()
 
     async def _current(self, fetcher: Fetcher) -> LayeredStore:
@@ -316,8 +317,9 @@ class Cache:
         store = await self._current(fetcher)
         if lifecycle is None or not lifecycle.frozen:
             table = await fetcher.fetch_table(request)
-            if await self._current(fetcher) is store:
-                await store.learn(self._finished(resource, table))
+            facts = self._finished(resource, table)
+            if facts and await self._current(fetcher) is store:
+                await store.learn(facts)
             return table
         key = list_key(request)
         entry = await store.get(key, resource.schema) if mode == "on" else None
@@ -419,8 +421,9 @@ class Cache:
         store = await self._current(fetcher)
         if lifecycle is None or not lifecycle.frozen:
             table = await fetcher.fetch_item(request)
-            if await self._current(fetcher) is store:
-                await store.learn(self._finished(resource, table))
+            facts = self._finished(resource, table)
+            if facts and await self._current(fetcher) is store:
+                await store.learn(facts)
             return table
         key = _item_key(request)
         if mode == "on":
