@@ -580,20 +580,22 @@ class LayeredStore:
             loop.call_soon_threadsafe(_settle, done)
 
         self._worker.submit(run)
+        # The watch holds the waiters only, not the jobs (whose closures hold rows) for its 10 s.
+        waiters = [(job.future, job.default) for job in batch]
 
         def watch() -> None:
             # Still waiting after the timeout: stuck only if the batch in hand has run that long (a long
             # queue of batches is not stuck).
-            waiting = [job for job in batch if not job.future.done()]
+            waiting = [(future, default) for future, default in waiters if not future.done()]
             if not waiting:
                 return
             if not self._worker.stuck(DISK_TIMEOUT_S):
                 loop.call_later(DISK_TIMEOUT_S, watch)
                 return
             self._leave(back)
-            for job in waiting:
-                if not job.future.done():
-                    job.future.set_result(job.default)
+            for future, default in waiting:
+                if not future.done():
+                    future.set_result(default)
 
         loop.call_later(DISK_TIMEOUT_S, watch)
 
