@@ -315,9 +315,10 @@ _CACHE_DIR_OPTION = typer.Option(
 )
 
 
-def _cache_dir(given: Path | None) -> Path:
-    if given is not None:
-        return given
+def _cache_dir(given: str | None) -> Path:
+    # A str, not a Path: Path("") is the working directory, and an empty value means no folder.
+    if given:
+        return Path(given)
     if os.environ.get(ENV_CACHE_DIR):
         return Path(os.environ[ENV_CACHE_DIR])
     raise _fail(
@@ -336,7 +337,7 @@ def _size(count: int) -> str:
 
 
 @cache_app.command("info")
-def cache_info(cache_dir: Annotated[Path | None, _CACHE_DIR_OPTION] = None) -> None:
+def cache_info(cache_dir: Annotated[str | None, _CACHE_DIR_OPTION] = None) -> None:
     """Print what the disk cache holds: entries, runs, bytes and its location."""
     info = folder_info(_cache_dir(cache_dir))
     typer.echo(f"location  {info.location}")
@@ -346,11 +347,15 @@ def cache_info(cache_dir: Annotated[Path | None, _CACHE_DIR_OPTION] = None) -> N
 
 
 @cache_app.command("clear")
-def cache_clear(cache_dir: Annotated[Path | None, _CACHE_DIR_OPTION] = None) -> None:
-    """Remove everything the cache keeps in its directory (nothing else in it)."""
+def cache_clear(cache_dir: Annotated[str | None, _CACHE_DIR_OPTION] = None) -> None:
+    """Remove the files the cache wrote in its directory (nothing else in it), and list what was left."""
     folder = _cache_dir(cache_dir)
-    freed = clear_folder(folder)
-    typer.echo(f"cleared {folder} ({_size(freed)} freed)")
+    cleared = clear_folder(folder)
+    typer.echo(f"cleared {folder} ({_size(cleared.freed)} freed)")
+    if cleared.left:
+        typer.echo(f"left {len(cleared.left)} files the cache did not write:")
+        for path in cleared.left:
+            typer.echo(f"  {path}")
 
 
 def main() -> None:

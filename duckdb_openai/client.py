@@ -116,7 +116,7 @@ class Client:
                 # The one flow of every form: the API, wrapped by the cache where one is kept.
                 source = Fetcher(self._api, resource)
                 if self.cache is not None and resource.lifecycle is not None:
-                    source = CachedSource(source, self.cache)
+                    source = CachedSource(source, self.cache, token=self._api.token)
                 self._sources[resource.name] = source
             return self._loop, source
 

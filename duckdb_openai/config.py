@@ -291,11 +291,7 @@ class Settings:
         ca_file, ca_dir, verify_mode = _resolve_verify(verify, env, base_url)
         if not isinstance(cache, bool):
             raise ConfigurationError(f"cache must be True or False, not {cache!r}")
-        if cache_dir is None:
-            cache_dir = env.get(ENV_CACHE_DIR) or None
-        if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
-            raise ConfigurationError(f"cache_dir must be a path, not {cache_dir!r}")
-        folder = None if cache_dir is None else os.path.abspath(os.path.expanduser(os.fspath(cache_dir)))
+        folder = _cache_folder(env.get(ENV_CACHE_DIR) if cache_dir is None else cache_dir)
         _check_number("final_after", final_after, low=0.0, high=10 * 365 * 86400.0)
         _check_int("cache_max_bytes", cache_max_bytes, low=0, high=1 << 50)
         return cls(
@@ -547,6 +543,26 @@ def check_credential(value: str, what: str) -> None:
     raise ConfigurationError(
         f"{what} contains a control or non-ASCII character (at position {position}); check how it was set"
     )
+
+
+def _cache_folder(value: object) -> str | None:
+    """cache_dir as an absolute path; None (memory) when unset or empty, for the argument as for
+    $DUCKDB_OPENAI_CACHE_DIR (an empty path would be the working directory)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, (str, os.PathLike)) or not isinstance(os.fspath(value), str):
+        raise ConfigurationError(f"cache_dir must be a path (str or pathlib.Path), not {value!r}")
+    text = os.fspath(value)
+    if "\x00" in text:
+        raise ConfigurationError(f"cache_dir {value!r} contains a NUL character, which no path can hold")
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError as exc:
+        raise ConfigurationError(
+            f"cache_dir {value!r} has a character the file system cannot name ({exc.reason} at position "
+            f"{exc.start}); pass the folder's real path"
+        ) from None
+    return os.path.abspath(os.path.expanduser(text))
 
 
 def _without_credentials(url: str, mark: str = "") -> str:

@@ -21,7 +21,14 @@ from duckdb_openai import ConfigurationError, Settings
 from duckdb_openai.emulator import Emulator
 from duckdb_openai.emulator.family import Family
 from duckdb_openai.emulator.live import LiveConfig
-from duckdb_openai.engine.cache_store import DiskStore, Entry, MemoryStore, StoreKey, read_entry_file
+from duckdb_openai.engine.cache_store import (
+    CACHE_FORMAT,
+    DiskStore,
+    Entry,
+    MemoryStore,
+    StoreKey,
+    read_entry_file,
+)
 from duckdb_openai.resources.base import Key, Lifecycle, Parent, Resource, check_relations, sort_option
 from duckdb_openai.resources.run_steps import RUN_STEPS, RUN_STEPS_SCHEMA
 from duckdb_openai.resources.runs import RUNS, TERMINAL_STATUSES
@@ -395,7 +402,7 @@ def test_a_corrupt_entry_is_dropped_and_fetched_again(emu: Emulator, tmp_path: P
 def test_the_status_log_ignores_torn_and_damaged_lines(tmp_path: Path) -> None:
     writer = DiskStore(tmp_path, "scope")
     writer.learn([("runs\tthread_a\trun_1", "completed", 1.0), ("runs\tthread_a\trun_2", "failed", 2.0)])
-    log = tmp_path / "cache-v1" / "scope" / "statuses.log"
+    log = tmp_path / CACHE_FORMAT / "scope" / "statuses.log"
     lines = log.read_bytes().splitlines(keepends=True)
     damaged = lines[1].replace(b"failed", b"falied")  # its CRC no longer matches
     log.write_bytes(lines[0] + damaged + b"runs\tthread_a\trun_3\tcompleted\t3.0")  # a torn last line
@@ -448,7 +455,8 @@ def test_two_processes_writing_one_folder_lose_nothing(emu: Emulator, tmp_path: 
     ]
     for process in processes:
         assert process.wait(120) == 0
-    con, registration = cached(emu, cache_dir=tmp_path, final_after=0)
+    # The writers' key: entries are served only to the credential that fetched them.
+    con, registration = cached(emu, cache_dir=tmp_path, final_after=0, api_key="sk-test-writer")
     load(con, runs)
     emu.reset()
     got = steps(con)

@@ -4,15 +4,18 @@ in a directory that several processes share.
 Two kinds of facts are stored (`cache.py` decides what they are):
 
 - entries: rows that can no longer change, as an Arrow table (a run's steps up to the first one still
-  moving; one retrieved step), with when they were fetched and whether the list is final;
+  moving; one retrieved step), with when they were fetched, whether they were the whole list, and
+  whether the list's parent (the run) was seen finished before they were fetched. Whether a list is
+  final by `final_after` is decided when it is read, by the reader's setting, from those facts;
 - statuses: a parent object (a run) seen in a terminal status, and when that was learned.
 
 In memory (`MemoryStore`), an entry is kept as LZ4-compressed Arrow IPC messages rather than as a table:
 what it holds is what it weighs, so `cache_max_bytes` bounds the memory it takes. With a `cache_dir`,
 a memory store sits in front of the disk (`LayeredStore`): a process reads each file once.
 
-On disk (`DiskStore`), under `<cache_dir>/cache-v1/<scope>/`, where the scope is a hash of the base URL,
-organization and project (never of the key)::
+On disk (`DiskStore`), under `<cache_dir>/cache-v2/<scope>/`, where the scope is a hash of the base URL,
+organization, project and the credential's identity (`cache_scope.py`: a key's PBKDF2 hash, or the
+identity a token names; never the key or the token)::
 
     run_steps-<schema hash>/list-<hash of the list key>.arrow    one file per entry
     statuses.log                                                 one line per finished parent
@@ -29,8 +32,18 @@ lines, and a torn line is ignored. No locks are needed: every fact is either imm
 replaced whole by a later, longer one (an entry), so two processes writing the same key at once
 write rows that are both right.
 
-Files are created 0600 and directories 0700: readable by the user only. Writing is best effort: a
-full disk or a removed directory costs the saving, never the query.
+Trust: the folders are the cache's only defence against forged rows, so the cache uses a folder only if
+no one else can write in it. `cache_dir` itself must be yours (or root's) and not writable by others
+unless sticky (as /tmp is); `cache-v2` and the scope folder must be yours and not writable by group or
+others. Otherwise the client is refused with a ConfigurationError saying why and what to do. Folders are
+created 0700 and files 0600: readable by the user only.
+
+Files are opened without blocking (`O_NONBLOCK`, `O_NOFOLLOW`) and used only if they are regular files,
+so a FIFO or a device in the folder is skipped, never waited on. A layered store does all its file work
+in one worker thread and waits for it at most `DISK_TIMEOUT_S`: a file on a hung mount costs that wait
+once, then the client keeps to memory, with a warning. Writing is best effort: a full disk or a removed
+directory costs the saving, never the query. `clear_folder` and `DiskStore.clear` remove only files the
+cache writes (their names, places and first bytes), and say what they left.
 
 Why not a library: diskcache (SQLite underneath) would serialize writers and pickle values, and has
 had no release since 2023; Arrow IPC is already the rows' format and pyarrow is already a dependency.
@@ -38,42 +51,57 @@ had no release since 2023; Arrow IPC is already the rows' format and pyarrow is 
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
+import errno
 import hashlib
 import json
+import logging
 import os
+import queue
+import re
 import secrets
-import shutil
+import stat
 import struct
 import threading
+import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from duckdb_openai.errors import ConfigurationError
+
 __all__ = [
     "CACHE_FORMAT",
+    "DISK_TIMEOUT_S",
     "CacheInfo",
+    "Cleared",
     "DiskStore",
     "Entry",
     "LayeredStore",
     "MemoryStore",
-    "Store",
     "StoreKey",
     "clear_folder",
     "folder_info",
     "read_entry_file",
-    "scope_of",
 ]
 
+logger = logging.getLogger("duckdb_openai")
+
+T = TypeVar("T")
+
 #: The folder under `cache_dir` holding this format; a new format gets a new folder, never a misread.
-CACHE_FORMAT = "cache-v1"
-_MAGIC = b"DOAICACHE1\n"
+CACHE_FORMAT = "cache-v2"
+_MAGIC = b"DOAICACHE2\n"
+#: Every format's folder and entry magic, for `clear_folder` (v1: keyless scopes, final stored).
+_FORMATS = {"cache-v1": b"DOAICACHE1\n", CACHE_FORMAT: _MAGIC}
 _HEADER = struct.Struct("<I")
 _DIGEST_SIZE = 16
 _STATUS_LOG = "statuses.log"
@@ -83,6 +111,15 @@ _CODEC_NAME = "lz4"
 _CODEC = pa.Codec(_CODEC_NAME)
 #: What reading a damaged or foreign file may raise; all of it means "drop it and fetch again".
 _UNREADABLE = (OSError, ValueError, KeyError, TypeError, pa.ArrowException, UnicodeDecodeError)
+#: The longest a layered store waits for one file operation; past it the folder is left for memory.
+#: Local files take microseconds: only a hung mount (or a machine stalled for seconds) comes near.
+DISK_TIMEOUT_S = 10.0
+
+# The names the cache gives what it writes, below a format's folder (`clear` removes nothing else).
+_SCOPE_NAME = re.compile(r"[0-9a-f]{32}\Z")
+_NAMESPACE_NAME = re.compile(r"[a-z][a-z0-9_]*-[0-9a-f]{12}\Z")
+_ENTRY_NAME = re.compile(r"(?:list|item)-[0-9a-f]{40}\.arrow\Z")
+_TEMPORARY_NAME = re.compile(r"\.(?:list|item)-[0-9a-f]{40}\.arrow\.\d+\.[0-9a-f]{8}\.tmp\Z")
 
 
 @dataclass(frozen=True)
@@ -94,8 +131,9 @@ class Entry:
     fetched_at: float
     #: Every row that chain saw was in a terminal status: the rows were the whole list then.
     whole: bool
-    #: The list can no longer change (its parent was finished before it was fetched, or assumed to be).
-    final: bool
+    #: The rows can no longer change as seen, not assumed: the list's parent was seen finished before
+    #: they were fetched (an item: the object is terminal). `final_after` is applied when read.
+    finished: bool
 
 
 @dataclass(frozen=True)
@@ -126,28 +164,12 @@ class CacheInfo:
     bytes: int
 
 
-class Store(Protocol):
-    """What the cache policy needs from a store; both stores are safe to use from several threads."""
+@dataclass(frozen=True)
+class Cleared:
+    """What clearing a cache folder did: the bytes freed, and the files left (not the cache's)."""
 
-    location: str
-
-    def get(self, key: StoreKey, schema: pa.Schema) -> Entry | None: ...
-
-    def put(self, key: StoreKey, entry: Entry, *, replace: bool = False) -> None: ...
-
-    def status(self, key: str) -> tuple[str, float] | None: ...
-
-    def learn(self, facts: Iterable[tuple[str, str, float]]) -> None: ...
-
-    def info(self) -> CacheInfo: ...
-
-    def clear(self) -> None: ...
-
-
-def scope_of(base_url: str, organization: str | None, project: str | None) -> str:
-    """The folder name of one API account's data: a hash of where the data comes from, not of the key."""
-    text = "\n".join([base_url.rstrip("/"), organization or "", project or ""])
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    freed: int
+    left: tuple[str, ...]
 
 
 def _parent_of(key: str) -> str:
@@ -169,7 +191,7 @@ class _Packed:
     sizes: tuple[int, ...]
     fetched_at: float
     whole: bool
-    final: bool
+    finished: bool
 
     @classmethod
     def of(cls, entry: Entry) -> _Packed:
@@ -177,7 +199,7 @@ class _Packed:
         messages = [b.serialize() for b in batches]
         raw = b"".join(m.to_pybytes() for m in messages)
         blob = _CODEC.compress(raw, asbytes=True) if raw else b""
-        return cls(blob, tuple(m.size for m in messages), entry.fetched_at, entry.whole, entry.final)
+        return cls(blob, tuple(m.size for m in messages), entry.fetched_at, entry.whole, entry.finished)
 
     @property
     def size(self) -> int:
@@ -187,7 +209,7 @@ class _Packed:
         rows = _batches(
             self.blob, self.sizes, schema, validate=False
         )  # made in this process, from valid rows
-        return Entry(rows, self.fetched_at, self.whole, self.final)
+        return Entry(rows, self.fetched_at, self.whole, self.finished)
 
 
 def _batches(blob: bytes, sizes: Sequence[int], schema: pa.Schema, *, validate: bool = True) -> pa.Table:
@@ -262,16 +284,36 @@ class MemoryStore:
 
 
 class DiskStore:
-    """Entries and statuses in `<root>/cache-v1/<scope>/` (see the module docstring)."""
+    """Entries and statuses in `<root>/cache-v2/<scope>/` (see the module docstring). Its methods do
+    blocking file work: a `LayeredStore` calls them from its worker thread.
+
+    Raises ConfigurationError if a folder others can write is in the way, OSError if one cannot be made.
+    """
 
     def __init__(self, root: str | os.PathLike[str], scope: str) -> None:
         self.root = Path(root).expanduser().absolute()
         self.folder = self.root / CACHE_FORMAT / scope
         self.location = str(self.folder)
-        _make_private_dirs(self.folder)
+        self.open_root(self.root)
+        with contextlib.suppress(FileExistsError):
+            self.folder.mkdir(mode=0o700)
+        _check_folder(self.folder, shared=False)
         self._lock = threading.Lock()
         self._statuses: dict[str, tuple[str, float]] = {}
         self._log_offset = 0
+
+    @staticmethod
+    def open_root(root: str | os.PathLike[str]) -> Path:
+        """Make `<root>/cache-v2` and what is missing above it (each new folder 0700), refuse either if
+        someone else could write in it (ConfigurationError: why, and what to do); the format's folder."""
+        base = Path(root).expanduser().absolute()
+        _make_private_dirs(base)
+        _check_folder(base, shared=True)
+        folder = base / CACHE_FORMAT
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+        _check_folder(folder, shared=False)
+        return folder
 
     # -- entries -------------------------------------------------------------------------------------
 
@@ -281,10 +323,9 @@ class DiskStore:
     def get(self, key: StoreKey, schema: pa.Schema) -> Entry | None:
         path = os.path.join(self.location, key.namespace, key.file_name)  # os.path: a third of Path's cost
         try:
-            with open(path, "rb") as handle:
-                data = handle.read()
+            data = _read_regular(path)
         except OSError:
-            return None
+            return None  # missing, or not a regular file (a FIFO): fetched again, and replaced by put
         try:
             return _decode(data, key.key, schema)
         except _UNREADABLE:
@@ -341,19 +382,19 @@ class DiskStore:
                     _append(self.folder / _STATUS_LOG, "".join(lines).encode())
 
     def _read_log(self) -> None:
-        path = self.folder / _STATUS_LOG
         try:
-            size = path.stat().st_size
+            handle = os.fdopen(_open_regular(self.folder / _STATUS_LOG), "rb")
+        except OSError:
+            return
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
             if size < self._log_offset:
                 self._statuses.clear()  # the log was cleared and begun again
                 self._log_offset = 0
             if size == self._log_offset:
                 return
-            with path.open("rb") as handle:
-                handle.seek(self._log_offset)
-                data = handle.read(size - self._log_offset)
-        except OSError:
-            return
+            handle.seek(self._log_offset)
+            data = handle.read(size - self._log_offset)
         complete = data.rfind(b"\n") + 1  # a line still being written is read next time
         self._log_offset += complete
         for line in data[:complete].splitlines():
@@ -366,66 +407,234 @@ class DiskStore:
     def info(self) -> CacheInfo:
         return _folder_info(self.folder, self.location)
 
-    def clear(self) -> None:
+    def clear(self) -> Cleared:
+        """Remove this scope's entries and status log (nothing else in its folder)."""
         with self._lock:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            cleared = _remove_own(self.folder.parent, self.folder, _MAGIC)
             self._statuses.clear()
             self._log_offset = 0
             with contextlib.suppress(OSError):
                 _make_private_dirs(self.folder)
+            return cleared
+
+
+class _Worker:
+    """One daemon thread doing a disk store's file work, so the event loop never waits on a file (a FIFO
+    would block an open, a file on a hung network mount a read). It ends after IDLE_S without work and
+    starts again when given some; a daemon, so a thread stuck in the kernel never holds up the exit."""
+
+    IDLE_S = 5.0
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
+        self._jobs = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._running = False
+        #: When the job in progress started (time.monotonic()); None when idle.
+        self._started: float | None = None
+
+    def submit(self, job: Callable[[], T]) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._lock:
+            self._jobs.put((job, future))
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._main, name=self._name, daemon=True).start()
+        return future
+
+    def stuck(self, limit: float) -> bool:
+        """Whether the job in progress has run longer than `limit` seconds."""
+        started = self._started
+        return started is not None and time.monotonic() - started > limit
+
+    def _main(self) -> None:
+        while True:
+            try:
+                job, future = self._jobs.get(timeout=self.IDLE_S)
+            except queue.Empty:
+                with self._lock:
+                    if self._jobs.empty():
+                        self._running = False
+                        return
+                continue
+            if not future.set_running_or_notify_cancel():
+                continue
+            self._started = time.monotonic()
+            try:
+                result = job()
+            except Exception as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+            finally:
+                self._started = None
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One file operation of a layered store: what to do, what to answer without a disk, and where."""
+
+    work: Callable[[DiskStore], Any]
+    default: Any
+    future: asyncio.Future[Any]
+
+
+def _settle(done: list[tuple[_Job, Any, Exception | None]]) -> None:
+    """Give a batch's results to their waiters (on the loop; a waiter given up on is skipped)."""
+    for job, result, error in done:
+        if job.future.done():
+            continue
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(result)
 
 
 class LayeredStore:
-    """A disk store with a memory store in front: a process reads each entry from disk once.
+    """The store a `Cache` uses: a memory store, with a disk store behind it when there is one (a
+    process then reads each entry from disk once).
 
-    The front may hold less than the disk (another process extended an entry since): that costs one
-    `after=` request, never a wrong row, as a kept prefix stays a prefix."""
+    The disk's file work runs in a worker thread, waited for at most DISK_TIMEOUT_S: past that (a hung
+    mount), the disk store is dropped and the client keeps to memory, with a warning. The front may hold
+    less than the disk (another process extended an entry since): that costs one `after=` request,
+    never a wrong row, as a kept prefix stays a prefix."""
 
-    def __init__(self, front: MemoryStore, back: DiskStore) -> None:
+    def __init__(self, front: MemoryStore, back: DiskStore | None = None) -> None:
         self.front = front
         self.back = back
-        self.location = back.location
+        self._worker = _Worker("duckdb-openai-cache")
+        #: Jobs of the current turn of the event loop, sent to the worker together (`_off_loop`).
+        self._pending: list[_Job] = []
 
-    def get(self, key: StoreKey, schema: pa.Schema) -> Entry | None:
+    @property
+    def location(self) -> str:
+        back = self.back
+        return self.front.location if back is None else back.location
+
+    async def get(self, key: StoreKey, schema: pa.Schema) -> Entry | None:
         found = self.front.get(key, schema)
         if found is None:
-            found = self.back.get(key, schema)
+            found = await self._off_loop(lambda disk: disk.get(key, schema), None)
             if found is not None:
                 self.front.put(key, found)
         return found
 
-    def put(self, key: StoreKey, entry: Entry, *, replace: bool = False) -> None:
+    async def put(self, key: StoreKey, entry: Entry, *, replace: bool = False) -> None:
         self.front.put(key, entry)
-        self.back.put(key, entry, replace=replace)
+        await self._off_loop(lambda disk: disk.put(key, entry, replace=replace), None)
 
-    def status(self, key: str) -> tuple[str, float] | None:
-        return self.front.status(key) or self.back.status(key)
+    async def status(self, key: str) -> tuple[str, float] | None:
+        found = self.front.status(key)
+        if found is None:
+            found = await self._off_loop(lambda disk: disk.status(key), None)
+            if found is not None:
+                self.front.learn([(key, *found)])
+        return found
 
-    def learn(self, facts: Iterable[tuple[str, str, float]]) -> None:
-        facts = list(facts)
-        self.front.learn(facts)
-        self.back.learn(facts)
+    async def learn(self, facts: Iterable[tuple[str, str, float]]) -> None:
+        listed = list(facts)
+        self.front.learn(listed)
+        await self._off_loop(lambda disk: disk.learn(listed), None)
 
     def info(self) -> CacheInfo:
-        return self.back.info()
+        return self._blocking(lambda disk: disk.info(), None) or self.front.info()
 
-    def clear(self) -> None:
+    def clear(self) -> Cleared:
         self.front.clear()
-        self.back.clear()
+        return self._blocking(lambda disk: disk.clear(), None) or Cleared(0, ())
+
+    # -- the worker ----------------------------------------------------------------------------------
+
+    async def _off_loop(self, job: Callable[[DiskStore], T], default: T) -> T:
+        """`job`'s result, run on the worker; `default` when there is no disk or it is stuck. The jobs of
+        one turn of the loop (a fan-out's thousands of reads) go to the worker as one batch: one
+        thread hop and one wake-up for them all, where one each cost 25 us a read."""
+        back = self.back
+        if back is None:
+            return default
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append(_Job(job, default, future))
+        if len(self._pending) == 1:
+            loop.call_soon(self._flush, back, loop)
+        result: T = await future
+        return result
+
+    def _flush(self, back: DiskStore, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._pending = self._pending, []
+
+        def run() -> None:
+            done: list[tuple[_Job, Any, Exception | None]] = []
+            for job in batch:
+                try:
+                    done.append((job, job.work(back), None))
+                except Exception as exc:
+                    done.append((job, None, exc))
+            loop.call_soon_threadsafe(_settle, done)
+
+        self._worker.submit(run)
+        # The watch holds the waiters only, not the jobs (whose closures hold rows) for its 10 s.
+        waiters = [(job.future, job.default) for job in batch]
+
+        def watch() -> None:
+            # Still waiting after the timeout: stuck only if the batch in hand has run that long (a long
+            # queue of batches is not stuck).
+            waiting = [(future, default) for future, default in waiters if not future.done()]
+            if not waiting:
+                return
+            if not self._worker.stuck(DISK_TIMEOUT_S):
+                loop.call_later(DISK_TIMEOUT_S, watch)
+                return
+            self._leave(back)
+            for future, default in waiting:
+                if not future.done():
+                    future.set_result(default)
+
+        loop.call_later(DISK_TIMEOUT_S, watch)
+
+    def _blocking(self, job: Callable[[DiskStore], T], default: T) -> T:
+        back = self.back
+        if back is None:
+            return default
+        future = self._worker.submit(lambda: job(back))
+        while True:
+            try:
+                return future.result(timeout=DISK_TIMEOUT_S)
+            except concurrent.futures.TimeoutError:
+                if self._worker.stuck(DISK_TIMEOUT_S):
+                    self._leave(back)
+                    return default
+
+    def _leave(self, back: DiskStore) -> None:
+        if self.back is back:
+            self.back = None
+            logger.warning(
+                "the cache folder %s did not answer within %gs (a file on a hung mount?): this client "
+                "keeps its cache in memory from now on",
+                back.location,
+                DISK_TIMEOUT_S,
+            )
 
 
 def folder_info(root: str | os.PathLike[str]) -> CacheInfo:
-    """What a cache directory holds over every scope (every base URL, organization and project)."""
+    """What a cache directory holds over every scope (every base URL, organization, project and
+    credential)."""
     folder = Path(root).expanduser().absolute() / CACHE_FORMAT
     return _folder_info(folder, str(Path(root).expanduser().absolute()))
 
 
-def clear_folder(root: str | os.PathLike[str]) -> int:
-    """Remove everything the cache keeps under `root` (only its own folder); the bytes freed."""
-    folder = Path(root).expanduser().absolute() / CACHE_FORMAT
-    freed = _folder_info(folder, str(folder)).bytes
-    shutil.rmtree(folder, ignore_errors=True)
-    return freed
+def clear_folder(root: str | os.PathLike[str]) -> Cleared:
+    """Remove every file the cache wrote under `root` (this format's and the previous one's), and
+    nothing else: the bytes freed and the files left."""
+    base = Path(root).expanduser().absolute()
+    freed, left = 0, list[str]()
+    for name, magic in _FORMATS.items():
+        if (base / name).is_dir():
+            cleared = _remove_own(base / name, base / name, magic)
+            freed += cleared.freed
+            left += cleared.left
+    return Cleared(freed, tuple(left))
 
 
 def _folder_info(folder: Path, location: str) -> CacheInfo:
@@ -435,9 +644,11 @@ def _folder_info(folder: Path, location: str) -> CacheInfo:
     finished: set[str] = set()
     for path in _files(folder):
         with contextlib.suppress(OSError):
+            if not stat.S_ISREG(path.lstat().st_mode):
+                continue  # a FIFO or a link: not the cache's, and never opened
             size += path.stat().st_size
             if path.name == _STATUS_LOG:
-                for line in path.read_bytes().splitlines():
+                for line in _read_regular(path).splitlines():
                     parsed = _parse_status_line(line)
                     if parsed is not None:
                         finished.add(parsed[0])
@@ -451,7 +662,7 @@ def _folder_info(folder: Path, location: str) -> CacheInfo:
 
 def read_entry_file(path: str | os.PathLike[str], schema: pa.Schema) -> tuple[str, Entry]:
     """The key and entry an entry file holds (for tests and inspection); ValueError if it is damaged."""
-    data = Path(path).read_bytes()
+    data = _read_regular(path)
     header = _header_of(data)
     return str(header["key"]), _decode(data, str(header["key"]), schema)
 
@@ -462,6 +673,125 @@ def _files(folder: Path) -> Iterator[Path]:
     for directory, _, names in os.walk(folder):
         for name in names:
             yield Path(directory) / name
+
+
+# -- folders: trusted only when private ------------------------------------------------------------------
+
+
+def _current_uid() -> int:
+    return os.geteuid()
+
+
+def _check_folder(path: Path, *, shared: bool) -> None:
+    """Refuse a folder another user owns or could write in: they could plant rows the cache would serve
+    as the API's. `shared`: the user's cache_dir itself, which may be root's, or a sticky folder like
+    /tmp, where others can add files but not move or remove yours."""
+    info = os.stat(path)
+    if not stat.S_ISDIR(info.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
+    mode = stat.S_IMODE(info.st_mode)
+    me = _current_uid()
+    if info.st_uid != me and not (shared and info.st_uid == 0):
+        raise ConfigurationError(
+            f"the cache folder {path} is owned by another user (uid {info.st_uid}), who could plant rows "
+            "the cache would serve as the API's, so it is not used; pass a cache_dir of your own (or "
+            "cache_dir=None for memory)"
+        )
+    sticky = bool(mode & stat.S_ISVTX)
+    if mode & 0o022 and not (shared and sticky):
+        raise ConfigurationError(
+            f"the cache folder {path} is writable by others (mode {mode:04o}), who could plant rows the "
+            f"cache would serve as the API's, so it is not used; run `chmod go-w {path}` or pass "
+            "another cache_dir"
+        )
+
+
+def _make_private_dirs(folder: Path) -> None:
+    """Make `folder` and its missing parents, each new one 0700 (umask can only take bits away)."""
+    missing = []
+    current = folder
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
+
+
+# -- files: regular ones only, opened without blocking ----------------------------------------------------
+
+
+def _open_regular(path: str | os.PathLike[str], flags: int = os.O_RDONLY) -> int:
+    """A descriptor of the regular file at `path`, opened without blocking and without following a
+    link; OSError for anything else (a FIFO would block an open or a read, a device never ends)."""
+    fd = os.open(path, flags | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"not a regular file: {os.fspath(path)!r}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_regular(path: str | os.PathLike[str], limit: int = -1) -> bytes:
+    """The bytes of the regular file at `path` (at most `limit`); OSError for anything else."""
+    with os.fdopen(_open_regular(path), "rb") as handle:
+        return handle.read(limit)
+
+
+def _remove_own(base: Path, start: Path, magic: bytes) -> Cleared:
+    """Remove, below `start` (in a format's folder `base`), the files the cache writes there and the
+    folders left empty of them; leave and list every other file."""
+    freed = 0
+    left: list[str] = []
+    if not start.is_dir():
+        return Cleared(0, ())
+    for directory, folders, names in os.walk(start, topdown=False):
+        here = Path(directory)
+        for name in names:
+            path = here / name
+            try:
+                size = path.lstat().st_size
+                if _written_by_cache(path, path.relative_to(base).parts, magic):
+                    path.unlink()
+                    freed += size
+                    continue
+            except OSError:
+                pass
+            left.append(str(path))
+        left.extend(str(here / name) for name in folders if (here / name).is_symlink())
+        parts = here.relative_to(base).parts
+        if _is_cache_folder(parts):
+            with contextlib.suppress(OSError):
+                here.rmdir()  # only if empty
+    return Cleared(freed, tuple(sorted(left)))
+
+
+def _is_cache_folder(parts: tuple[str, ...]) -> bool:
+    """Whether a folder (its parts below a format's folder) is one the cache makes."""
+    if not parts:
+        return True
+    if not _SCOPE_NAME.match(parts[0]):
+        return False
+    return len(parts) == 1 or (len(parts) == 2 and bool(_NAMESPACE_NAME.match(parts[1])))
+
+
+def _written_by_cache(path: Path, parts: tuple[str, ...], magic: bytes) -> bool:
+    """Whether the file at `path` (its parts below a format's folder) is one the cache writes: by its
+    name and place, and by its first bytes (an entry's magic, a status line)."""
+    if len(parts) == 2 and _is_cache_folder(parts[:1]) and parts[1] == _STATUS_LOG:
+        head = _read_regular(path, 4096)
+        return not head or _parse_status_line(head.split(b"\n", 1)[0]) is not None
+    name = parts[-1]
+    if (
+        len(parts) == 3
+        and _is_cache_folder(parts[:2])
+        and (_ENTRY_NAME.match(name) or _TEMPORARY_NAME.match(name))
+    ):
+        head = _read_regular(path, len(magic))
+        return not head or head == magic  # empty: cut before its first write
+    return False
 
 
 # -- the entry file format ------------------------------------------------------------------------------
@@ -478,7 +808,7 @@ def _encode(key: str, entry: Entry) -> bytes:
             "key": key,
             "fetched_at": entry.fetched_at,
             "whole": entry.whole,
-            "final": entry.final,
+            "finished": entry.finished,
             "rows": entry.rows.num_rows,
             "codec": _CODEC_NAME,
             "batches": [message.size for message in messages],
@@ -516,15 +846,13 @@ def _decode(data: bytes, key: str, schema: pa.Schema) -> Entry:
     rows = _batches(body[start:], sizes, schema)
     if rows.num_rows != header["rows"]:
         raise ValueError("rows do not match the header")
-    return Entry(rows, float(header["fetched_at"]), bool(header["whole"]), bool(header["final"]))  # type: ignore[arg-type]
+    return Entry(rows, float(header["fetched_at"]), bool(header["whole"]), bool(header["finished"]))  # type: ignore[arg-type]
 
 
 def _read_header(path: Path) -> dict[str, object] | None:
     """The header of an entry file without reading its rows; None if missing or unreadable."""
     try:
-        with path.open("rb") as handle:
-            head = handle.read(4096)
-        return _header_of(head)
+        return _header_of(_read_regular(path, 4096))
     except (*_UNREADABLE, struct.error):
         return None
 
@@ -534,12 +862,22 @@ def _covers(header: dict[str, object], entry: Entry) -> bool:
     rows = header.get("rows")
     if not isinstance(rows, int) or rows < entry.rows.num_rows:
         return False
-    return bool(header.get("final")) or not entry.final
+    if entry.finished and not header.get("finished"):
+        return False
+    if rows == entry.rows.num_rows and entry.whole:
+        # The same rows, seen whole by a later fetch: `final_after` may hold from the later time only.
+        fetched_at = header.get("fetched_at")
+        return (
+            bool(header.get("whole"))
+            and isinstance(fetched_at, (int, float))
+            and (fetched_at >= entry.fetched_at)
+        )
+    return True
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -548,18 +886,6 @@ def _write_atomically(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             temporary.unlink()
         raise
-
-
-def _make_private_dirs(folder: Path) -> None:
-    """Make `folder` and its missing parents, each new one 0700 (umask can only take bits away)."""
-    missing = []
-    current = folder
-    while not current.exists():
-        missing.append(current)
-        current = current.parent
-    for directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            directory.mkdir(mode=0o700)
 
 
 # -- the status log -------------------------------------------------------------------------------------
@@ -582,7 +908,7 @@ def _parse_status_line(line: bytes) -> tuple[str, str, float] | None:
 
 
 def _append(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = _open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
         os.write(fd, data)
     finally:

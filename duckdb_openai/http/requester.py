@@ -317,6 +317,13 @@ class Requester:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    async def token(self) -> str | None:
+        """The bearer token a request sent now would carry (asking token_provider= only when a request
+        would), or None with an API key. The cache reads from it whose rows it may serve."""
+        if self._tokens is None:
+            return None
+        return (await self._tokens.current())[0]
+
     async def get(self, path: str, params: Sequence[tuple[str, str]] = (), family: Family = PLAIN) -> bytes:
         """The body of a 2xx answer to GET `path`, retrying what `should_retry` allows, and once more
         with a new token after a 401 when token_provider= gives them. `family` (the resource's

@@ -129,7 +129,7 @@ CHAT_COMPLETIONS = Resource(
     options=(sort_option("chat completions"),),
     filters=(
         Filter("model", "model", "gpt-4o", kind="text"),
-        Filter("metadata", "metadata", "MAP {'topic': 'billing'}", kind="map"),
+        Filter("metadata", "metadata", "MAP {'topic': 'billing'}", kind="map", column="metadata"),
     ),
     catalog_schema="chat",
     catalog_table="completions",
