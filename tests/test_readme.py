@@ -259,3 +259,16 @@ def test_the_entra_id_block_runs_as_written(emu: Emulator, monkeypatch: pytest.M
     assert con.execute("SELECT count(*) FROM run_steps(?, ?)", [run.thread_id, run.run_id]).fetchone() == (1,)
     assert asked == [("credential", "https://cognitiveservices.azure.com/.default")]
     assert emu.requests()[0]["auth"] is not None
+
+
+def test_a_misspelled_sql_option_is_duckdbs_error_as_printed(con: Any) -> None:
+    """In plain SQL the package cannot see a misspelled named option: the README quotes DuckDB's error
+    for the call it names, word for word, and a bad value is the package's own error."""
+    import duckdb
+
+    printed = block("text", "Macro run_steps() does not support the supplied arguments")
+    with pytest.raises(duckdb.BinderException) as raised:
+        con.sql("SELECT * FROM run_steps('thread_a', 'run_b', sortt := 'desc')")
+    assert str(raised.value) == printed.rstrip("\n")
+    with pytest.raises(duckdb.Error, match=r"ConfigurationError: sort must be 'asc' or 'desc', not 'newest'"):
+        con.sql("SELECT * FROM run_steps('thread_a', 'run_b', sort := 'newest')").fetchall()
