@@ -326,3 +326,30 @@ def test_a_misspelled_sql_option_is_duckdbs_error_as_printed(con: Any) -> None:
     assert str(raised.value) == printed.rstrip("\n")
     with pytest.raises(duckdb.Error, match=r"ConfigurationError: sort must be 'asc' or 'desc', not 'newest'"):
         con.sql("SELECT * FROM run_steps('thread_a', 'run_b', sort := 'newest')").fetchall()
+
+
+def test_every_option_of_the_emulator_is_in_the_readme() -> None:
+    """`duckdb-openai emulator --help` and the README's table of the emulator's options name the same
+    options, each with the default the parser has."""
+    from duckdb_openai.emulator.cli import build_parser
+    from duckdb_openai.emulator.settings import API_KEY_ENV
+
+    parser = build_parser()
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## The emulator") : text.index("## CLI")]
+    rows = {
+        row.split("`")[1].split()[0]: row.split("|")[2].strip()
+        for row in section.splitlines()
+        if row.startswith("| `--")
+    }
+    options = {
+        option: action
+        for action in parser._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    }
+    assert set(rows) == set(options)
+    for option, action in options.items():
+        if action.default not in (None, False, True) and action.dest != "api_key":
+            assert f"`{action.default}`" == rows[option], option
+    assert f"${API_KEY_ENV}" in rows["--api-key"]
