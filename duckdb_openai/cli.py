@@ -191,7 +191,7 @@ def _staged(output: Path) -> Iterator[Path]:
     existing file's permissions carry over.
 
     >>> with _staged(Path("steps.csv")) as path:  # doctest: +SKIP
-    ...     path.write_text("id\n")                # steps.csv is replaced only now
+    ...     path.write_text("id")                  # steps.csv is replaced only now
     """
     target = output.resolve()
     staged = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
@@ -299,7 +299,7 @@ def macro_hint(con: duckdb.DuckDBPyConnection, sql: str, message: str, macros: S
     for name in unknown:
         close = difflib.get_close_matches(name.lower(), parameters, n=1, cutoff=0.6)
         hints.append(f"no parameter {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    takes = f"{macro} takes {', '.join(parameters)} (the named ones as name := value)"
+    takes = f"{macro} takes {', '.join(parameters)}"
     head = message[: match.start()] + f"Macro {macro}() does not support the supplied arguments"
     return f"{head}: {'; '.join([*hints, takes])}{message[match.end() :]}"
 
