@@ -365,9 +365,9 @@ def test_emulator_prints_its_url_and_stops_on_sigterm() -> None:
 
 
 def test_emulator_options_are_forwarded() -> None:
-    result = cli("emulator", "--help", env=environment(None))
+    result = cli_here("emulator", "--help", base_url=None)
     assert result.returncode == 0 and "--latency-ms" in result.stdout
-    bad = cli("emulator", "--fault-rate", "7", env=environment(None))
+    bad = cli_here("emulator", "--fault-rate", "7", base_url=None)
     assert bad.returncode == 2 and "between 0 and 1" in bad.stderr
 
 
@@ -411,13 +411,15 @@ def test_emulator_writes_a_manifest(tmp_path: Path) -> None:
 
 
 def test_emulator_takes_every_option_of_the_module() -> None:
-    """`duckdb-openai emulator` and `python -m duckdb_openai.emulator` take the same options."""
-    module = subprocess.run(
-        [sys.executable, "-m", "duckdb_openai.emulator", "--help"], capture_output=True, text=True, check=True
-    )
-    wrapped = cli("emulator", "--help", env=environment(None))
+    """`duckdb-openai emulator` and `python -m duckdb_openai.emulator` take the same options (the module's
+    own parser here; tests/test_emulator_cli.py starts the module as a command)."""
+    from duckdb_openai.emulator.cli import build_parser
+
+    module = build_parser().format_help()
+    assert module.startswith("usage: python -m duckdb_openai.emulator")
+    wrapped = cli_here("emulator", "--help", base_url=None)
     assert wrapped.returncode == 0 and wrapped.stdout.startswith("usage: duckdb-openai emulator")
-    options = set(re.findall(r"--[a-z][a-z-]+", module.stdout))
+    options = set(re.findall(r"--[a-z][a-z-]+", module))
     assert {"--manifest", "--latency-ms", "--api-key", "--quiet"} <= options
     assert set(re.findall(r"--[a-z][a-z-]+", wrapped.stdout)) == options
 

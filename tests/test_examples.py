@@ -526,16 +526,9 @@ SCRIPTS = [
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_every_example_takes_emulator(
-    script: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import runpy
-
-    example("_session")  # puts examples/ on sys.path, as running a script from there does
-    monkeypatch.setattr(sys, "argv", [str(EXAMPLES / script), "--help"])
-    with pytest.raises(SystemExit) as raised:
-        runpy.run_path(str(EXAMPLES / script), run_name="__main__")
-    assert raised.value.code == 0 and "--emulator" in capsys.readouterr().out
+def test_every_example_takes_emulator(script: str) -> None:
+    code, out, _ = run_here(script, "--help")
+    assert code == 0 and "--emulator" in out
 
 
 def test_quickstart_runs_offline_with_emulator(tmp_path: Path) -> None:
@@ -578,14 +571,32 @@ def test_migration_check_runs_offline_with_emulator(tmp_path: Path) -> None:
     assert "populations are independent: the numbers differ" in done.stdout
 
 
+def run_here(script: str, *args: str) -> tuple[int | str | None, str, str]:
+    """`script` run as `__main__` in this process, as `python examples/<script> args` would run it:
+    (its exit code, stdout, stderr), for the runs that stop at the command line."""
+    import contextlib
+    import io
+    import runpy
+
+    example("_session")  # puts examples/ on sys.path, as running a script from there does
+    out, err = io.StringIO(), io.StringIO()
+    argv = sys.argv
+    sys.argv = [str(EXAMPLES / script), *args]
+    try:
+        with (
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+            pytest.raises(SystemExit) as done,
+        ):
+            runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+    finally:
+        sys.argv = argv
+    return done.value.code, out.getvalue(), err.getvalue()
+
+
 def test_migration_check_wants_both_logs(manifest: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "migration_check.py"), str(manifest)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2 and "give runs.csv and calls.csv, or --emulator" in done.stderr
+    code, _, err = run_here("migration_check.py", str(manifest))
+    assert code == 2 and "give runs.csv and calls.csv, or --emulator" in err
 
 
 def test_latency_breakdown_without_matplotlib(emu: Emulator, manifest: Path, tmp_path: Path) -> None:
@@ -702,10 +713,8 @@ def test_a_log_without_a_column_stops_the_command_in_one_line(tmp_path: Path) ->
 
 
 def test_script_without_a_source_explains_itself() -> None:
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "failed_steps.py")], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 2 and "--emulator" in done.stderr
+    code, _, err = run_here("failed_steps.py")
+    assert code == 2 and "--emulator" in err
 
 
 def test_dataframes(con: Any, emu: Emulator, truth: list[dict[str, Any]]) -> None:
