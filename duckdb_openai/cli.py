@@ -1,4 +1,7 @@
-"""`duckdb-openai`: run SQL over the API from a shell, and serve the local emulator.
+"""`duckdb-openai`: run SQL over OpenAI API data from a shell, and serve the local emulator.
+
+The tables are the package's: the Assistants family (run steps, runs, messages, assistants, threads) and
+what replaced it, responses, conversations and stored chat completions.
 
 ::
 
@@ -20,37 +23,47 @@ order and the last one's result is written. Formats:
 
 - `table` (default): DuckDB's box rendering, as in the duckdb shell: long results show their first and
   last rows (`--max-rows` shows more); for every row use another format.
-- `csv`: DuckDB's CSV writer (COPY ... FORMAT csv) with a header; nested values as DuckDB's text.
-- `json`: JSON lines, one object per row (COPY ... FORMAT json): nested values stay nested, and a
-  stream of lines suits `jq` and large results better than one array.
+- `csv`: DuckDB's CSV writer (COPY ... FORMAT csv) with a header; nested values (STRUCT, LIST, MAP)
+  as JSON text, which any CSV reader can hand to a JSON parser.
+- `json`: newline-delimited JSON, one object per row (COPY ... FORMAT json), not one array: nested
+  values stay nested, and a stream of lines suits `jq` and large results.
 - `parquet`: DuckDB's Parquet writer; needs `--output`.
 
-Without `--output`, csv and json are written by DuckDB to a temporary file that is then copied to
-stdout, so a shell's `>>` appends rather than DuckDB truncating what stdout points at.
+With `--output FILE` the result is written to a new file beside FILE, which replaces FILE only once the
+whole result is written: a query that fails leaves an existing FILE as it was. An output that is the
+database (`--database`, under any spelling or through a symlink) is refused. Without `--output`, csv and
+json are written by DuckDB to a temporary file that is then copied to stdout, so a shell's `>>` appends
+rather than DuckDB truncating what stdout points at.
 
 `cache info` and `cache clear` act on the cache directory (`--cache-dir`, else
-$DUCKDB_OPENAI_CACHE_DIR); `query` keeps its cache there too when one is set, else in memory for the one
-query.
+$DUCKDB_OPENAI_CACHE_DIR); `query --cache-dir DIR` keeps its cache there (the `cache_dir` setting), as it
+does in $DUCKDB_OPENAI_CACHE_DIR when that is set, else in memory for the one query.
 
-Errors print one line, `error: ...`, on stderr: exit status 1, or 2 for a wrong command line. Ctrl-C
-cancels the query's requests and prints `interrupted`: exit status 130, as shells report SIGINT.
+Errors print one line, `error: ...`, on stderr: exit status 1, or 2 for a wrong command line. A call
+of the package's table functions with an argument they do not take (`sortt := 'desc'`) names the
+closest parameter. Warnings (rows skipped under `on_error := 'skip'`) print one line each,
+`warning: ...`, on stderr. Ctrl-C cancels the query's requests and prints `interrupted`: exit status
+130, as shells report SIGINT.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import enum
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, Annotated, Any
 
 import duckdb
 import typer
@@ -62,17 +75,25 @@ from duckdb_openai.engine.runtime import interrupted
 from duckdb_openai.errors import DuckDBOpenAIError
 from duckdb_openai.sql.register import register
 
-__all__ = ["Format", "app", "main"]
+__all__ = ["ABOUT", "Format", "app", "macro_hint", "main", "one_line"]
 
 #: The name the query's result is registered under while it is written.
 RESULT_VIEW = "__duckdb_openai_cli_result"
 
 #: The exit status after Ctrl-C: 128 + SIGINT, what a shell reports for a process SIGINT ended.
 EXIT_INTERRUPTED = 130
+#: The exit status of a wrong command line (click's own).
+EXIT_USAGE = 2
+
+#: What the package makes a table of, for the help texts.
+ABOUT = (
+    "OpenAI API data as typed DuckDB tables: the Assistants family (run steps, runs, messages, "
+    "assistants, threads) and responses, conversations and stored chat completions."
+)
 
 app = typer.Typer(
     name="duckdb-openai",
-    help="OpenAI Assistants run steps as a DuckDB table: run SQL over the API, or serve the emulator.",
+    help=f"{ABOUT} Run SQL over the API, or serve the local emulator.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -86,6 +107,14 @@ class Format(enum.StrEnum):
     json = "json"
     parquet = "parquet"
 
+
+#: The help text of --format.
+_FORMAT_HELP = (
+    "How to write the result: table (DuckDB's box rendering), csv (a header, nested values as JSON text), "
+    "json (newline-delimited: one JSON object per line, not an array), parquet (needs --output)."
+)
+#: DuckDB type ids whose values CSV writes as JSON text.
+_NESTED = frozenset({"struct", "list", "map", "array", "union"})
 
 #: COPY options of each file format.
 _COPY_OPTIONS = {
@@ -124,24 +153,76 @@ def _root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
-    """OpenAI Assistants run steps as a DuckDB table."""
+    """OpenAI API data as typed DuckDB tables: the Assistants family and responses, conversations and
+    stored chat completions."""
 
 
 def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _copy(con: duckdb.DuckDBPyConnection, fmt: Format, target: Path) -> None:
-    con.execute(f"COPY (SELECT * FROM {RESULT_VIEW}) TO {_sql_text(str(target))} ({_COPY_OPTIONS[fmt]})")
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _columns(relation: duckdb.DuckDBPyRelation, fmt: Format) -> str:
+    """The select list that writes `relation` in `fmt`: for CSV, nested values as JSON text (DuckDB's own
+    text for a STRUCT, `{'a': 1}`, is no format a CSV reader can parse further)."""
+    if fmt is not Format.csv:
+        return "*"
+    columns = []
+    for name, kind in zip(relation.columns, relation.types, strict=True):
+        quoted = _identifier(name)
+        columns.append(f"to_json({quoted}) AS {quoted}" if kind.id in _NESTED else quoted)
+    return ", ".join(columns) or "*"
+
+
+def _copy(con: duckdb.DuckDBPyConnection, fmt: Format, columns: str, target: Path) -> None:
+    query = f"SELECT {columns} FROM {RESULT_VIEW}"
+    con.execute(f"COPY ({query}) TO {_sql_text(str(target))} ({_COPY_OPTIONS[fmt]})")
 
 
 @contextlib.contextmanager
-def _open_output(output: Path | None) -> Iterator[IO[str]]:
-    if output is None:
-        yield sys.stdout
-    else:
-        with output.open("w", encoding="utf-8") as handle:
-            yield handle
+def _staged(output: Path) -> Iterator[Path]:
+    """A new file beside `output` for the result, which replaces `output` only when the block succeeds.
+
+    A query fails while it streams, after the first rows were written: writing `output` in place would
+    leave it emptied or cut. Through a symlink the file it points at is replaced and the link kept; an
+    existing file's permissions carry over.
+
+    >>> with _staged(Path("steps.csv")) as path:  # doctest: +SKIP
+    ...     path.write_text("id")                  # steps.csv is replaced only now
+    """
+    target = output.resolve()
+    staged = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        yield staged
+        if target.exists():
+            shutil.copymode(target, staged)
+        os.replace(staged, target)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two spellings name one file: through symlinks, `..`, a relative path, or a hard link."""
+    with contextlib.suppress(OSError):
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def _check_output(output: Path | None, database: Path | None) -> None:
+    """Refuse an output that is an input: writing the result over the database would destroy it."""
+    if output is None or database is None:
+        return
+    for name in (database, Path(f"{database}.wal")):
+        if _same_file(output, name):
+            what = "the database" if name == database else "the database's write-ahead log"
+            raise _fail(
+                f"--output {output} is {what} (--database {database}): the result would destroy it; "
+                "write the result to another file",
+                EXIT_USAGE,
+            )
 
 
 def _write(
@@ -152,17 +233,26 @@ def _write(
     max_rows: int | None,
 ) -> None:
     if fmt is Format.table:
-        with _open_output(output) as handle, contextlib.redirect_stdout(handle):
+        if output is None:
+            relation.show(max_rows=max_rows)
+            return
+        with (
+            _staged(output) as staged,
+            staged.open("x", encoding="utf-8") as handle,
+            contextlib.redirect_stdout(handle),
+        ):
             relation.show(max_rows=max_rows)
         return
+    columns = _columns(relation, fmt)
     con.register(RESULT_VIEW, relation)
     try:
         if output is not None:
-            _copy(con, fmt, output)
+            with _staged(output) as staged:
+                _copy(con, fmt, columns, staged)
             return
         with tempfile.TemporaryDirectory(prefix="duckdb-openai-") as folder:
             staged = Path(folder) / f"result.{fmt.value}"
-            _copy(con, fmt, staged)
+            _copy(con, fmt, columns, staged)
             sys.stdout.flush()
             with staged.open("rb") as source:
                 shutil.copyfileobj(source, sys.stdout.buffer)
@@ -174,6 +264,64 @@ def _write(
 def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
+
+
+#: DuckDB's words when the arguments of a call match no macro of that name.
+_MACRO_MISMATCH = re.compile(
+    r"Macro (\w+)\(\) does not support the supplied arguments\.?"
+    r"(?: You might need to add explicit type casts\.)?"
+)
+#: A named argument in SQL text: `name := value`.
+_NAMED_ARGUMENT = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*:=")
+
+
+def macro_hint(con: duckdb.DuckDBPyConnection, sql: str, message: str, macros: Sequence[str]) -> str:
+    """`message` (DuckDB's one line) with the parameters of the package's macro it names, when DuckDB
+    reports that the macro does not take the supplied arguments: a misspelled `name :=` is named with the
+    closest parameter. DuckDB lists the candidates on lines that one line leaves out.
+
+    "Macro run_steps() does not support the supplied arguments" with `sortt := 'desc'` in the SQL becomes
+    "... arguments: no parameter 'sortt' (did you mean 'sort'?); run_steps takes thread_id, run_id, sort,
+    ...".
+    """
+    match = _MACRO_MISMATCH.search(message)
+    if match is None or match.group(1) not in macros:
+        return message
+    macro = match.group(1)
+    found = con.execute(
+        "SELECT parameters FROM duckdb_functions() WHERE function_name = ? AND function_type = 'table_macro'",
+        [macro],
+    ).fetchall()
+    parameters = list(dict.fromkeys(name for (names,) in found for name in names))
+    known = {name.lower() for name in parameters}
+    unknown = list(dict.fromkeys(n for n in _NAMED_ARGUMENT.findall(sql) if n.lower() not in known))
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name.lower(), parameters, n=1, cutoff=0.6)
+        hints.append(f"no parameter {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    takes = f"{macro} takes {', '.join(parameters)}"
+    head = message[: match.start()] + f"Macro {macro}() does not support the supplied arguments"
+    return f"{head}: {'; '.join([*hints, takes])}{message[match.end() :]}"
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Show each warning as one line, `warning: ...`, on stderr, not as Python's two lines with the source
+    line that raised it (rows skipped under on_error := 'skip' warn so)."""
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: IO[str] | None = None,
+        line: str | None = None,
+    ) -> None:
+        typer.echo(f"warning: {' '.join(str(message).split())}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def _interrupted() -> typer.Exit:
@@ -237,9 +385,15 @@ class _Sigint:
 @app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="The SQL; with several statements, the last one's result.")],
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="How to write the result.")] = Format.table,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help=_FORMAT_HELP)] = Format.table,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file (required for parquet).")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write to this file (required for parquet); it is replaced only once the whole result is "
+            "written, and never the database.",
+        ),
     ] = None,
     database: Annotated[
         Path | None,
@@ -251,10 +405,21 @@ def query(
     max_rows: Annotated[
         int | None, typer.Option("--max-rows", min=1, help="Rows the table format shows at most.")
     ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            help=f"Keep the cache of finished runs' steps in this folder (default: ${ENV_CACHE_DIR}, else "
+            "in memory for this query).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Run SQL with the run-steps tables registered, and write the result."""
+    """Run SQL with the package's tables registered (run steps, runs, messages, assistants, threads,
+    responses, conversations, chat completions), and write the result."""
     if fmt is Format.parquet and output is None:
         raise typer.BadParameter("the parquet format needs --output FILE", param_hint="--format")
+    _check_output(output, database)
     try:
         con = duckdb.connect(str(database) if database is not None else ":memory:")
     except duckdb.Error as exc:
@@ -265,8 +430,11 @@ def query(
         if not sys.stdout.isatty():
             # DuckDB draws its progress bar on stdout: in a pipe or a file it would corrupt the result.
             con.execute("SET enable_progress_bar = false")
-        registration = register(con, base_url=base_url)
-        with sigint.watching(con):
+        settings: dict[str, Any] = {"base_url": base_url}
+        if cache_dir is not None:
+            settings["cache_dir"] = cache_dir
+        registration = register(con, **settings)
+        with sigint.watching(con), _warnings_as_lines():
             relation = con.sql(sql)
             if relation is not None:
                 _write(con, relation, fmt, output, max_rows)
@@ -281,8 +449,12 @@ def query(
     except Exception as exc:
         if sigint.seen:
             raise _interrupted() from None
+        if isinstance(exc, duckdb.Error) and registration is not None:
+            raise _fail(macro_hint(con, sql, one_line(exc), registration.macros)) from None
         if isinstance(exc, DuckDBOpenAIError | duckdb.Error):
             raise _fail(one_line(exc)) from None
+        if isinstance(exc, OSError):
+            raise _fail(str(exc)) from None  # [Errno 21] Is a directory: 'out.csv', say
         raise
     finally:
         if registration is not None:

@@ -9,10 +9,11 @@ its synchronous face: streaming readers for Python, and the vectorized fan-out D
 from __future__ import annotations
 
 import contextlib
+import difflib
 import threading
 import warnings
 from collections import Counter
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -29,7 +30,29 @@ from duckdb_openai.http.requester import Requester, RequestStats
 from duckdb_openai.progress import FanOutProgress
 from duckdb_openai.resources.base import Request, Resource
 
-__all__ = ["Client"]
+__all__ = ["Client", "check_keywords"]
+
+
+def check_keywords(given: Iterable[str], *, own: Sequence[str], where: str, noun: str = "option") -> None:
+    """Refuse a keyword argument that is neither one of `where`'s own (`own`) nor a setting, naming the
+    closest valid one: a misspelled option must fail, not be taken for a setting or ignored.
+
+    >>> check_keywords(["sortt"], own=["sort", "client"], where="read_runs()")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    duckdb_openai.errors.ConfigurationError: unknown option 'sortt': did you mean 'sort'? read_runs() ...
+    """
+    settings = Settings.names()
+    unknown = sorted(set(given) - {*own, *settings})
+    if not unknown:
+        return
+    name = unknown[0]
+    close = difflib.get_close_matches(name, [*own, *settings], n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    also = f" (also unknown: {', '.join(map(repr, unknown[1:]))})" if unknown[1:] else ""
+    raise ConfigurationError(
+        f"unknown {noun} {name!r}: {hint}{where} takes {', '.join(own)}, and the settings: "
+        f"{', '.join(settings)}{also}"
+    )
 
 
 async def _next(agen: AsyncGenerator[pa.RecordBatch, None]) -> pa.RecordBatch:
@@ -53,6 +76,12 @@ class Client:
     default, in `cache_dir` when given, None with `cache=False`; it outlives the idle close."""
 
     def __init__(self, *, settings: Settings | None = None, **kwargs: Any) -> None:
+        check_keywords(kwargs, own=["settings"], where="Client()", noun="setting")
+        if settings is not None and kwargs:
+            raise ConfigurationError(
+                f"pass either settings= or the settings as keywords ({', '.join(sorted(kwargs))}) to "
+                "Client(), not both"
+            )
         self.settings = settings if settings is not None else Settings.resolve(**kwargs)
         self.cache: Cache | None = Cache.for_settings(self.settings)
         self._lock = threading.Lock()

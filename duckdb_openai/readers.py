@@ -17,7 +17,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from duckdb_openai.client import Client
+from duckdb_openai.client import Client, check_keywords
+from duckdb_openai.errors import ConfigurationError
 from duckdb_openai.resources.assistants import ASSISTANTS
 from duckdb_openai.resources.audit_logs import AUDIT_LOGS
 from duckdb_openai.resources.base import Resource
@@ -82,6 +83,19 @@ __all__ = [
 ]
 
 
+def _check(
+    where: str, options: Mapping[str, object], client: Client | None, settings: Mapping[str, Any]
+) -> None:
+    """Refuse a misspelled option, which would otherwise be taken for a setting (`sortt=` for `sort=`), and
+    settings beside `client=`, which has its own: neither may be ignored silently."""
+    check_keywords(settings, own=[*options, "client"], where=where)
+    if client is not None and settings:
+        raise ConfigurationError(
+            f"pass either client= or settings ({', '.join(sorted(settings))}) to {where}, not both: "
+            "the client has its own"
+        )
+
+
 def _list(
     resource: Resource,
     keys: Mapping[str, object],
@@ -89,6 +103,7 @@ def _list(
     client: Client | None,
     settings: Mapping[str, Any],
 ) -> pa.RecordBatchReader:
+    _check(f"read_{resource.name}()", options, client, settings)
     request = resource.bind_list(keys, options)
     if client is not None:
         return client.read(request)
@@ -112,6 +127,7 @@ def _item(
     client: Client | None,
     settings: Mapping[str, Any],
 ) -> pa.Table:
+    _check(f"read_{resource.item_name}()", options, client, settings)
     request = resource.bind_item(keys, item_id, options)
     active = client if client is not None else Client(**settings)
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +21,15 @@ import duckdb
 import duckdb_openai
 
 __all__ = [
+    "CALL_LOG",
     "EMULATOR_SEED",
+    "RUN_LOG",
     "STEPS",
     "STEP_KIND",
+    "LogError",
     "Logs",
     "connect",
+    "load_log",
     "load_runs",
     "load_steps",
     "parser",
@@ -34,6 +38,11 @@ __all__ = [
 
 #: The seed of the emulator `--emulator` starts: every example sees the same data.
 EMULATOR_SEED = 7
+
+#: The columns the examples read from a run log (one row per Assistants run); others are kept.
+RUN_LOG = ("thread_id", "run_id", "customer")
+#: The columns the examples read from a call log (one row per Responses-API model call).
+CALL_LOG = ("response_id", "conversation_id", "customer")
 
 #: Every step of every run in `my_runs`, with the run's customer in front (the one column of the run log
 #: the examples use besides the ids).
@@ -65,6 +74,32 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
     )
     source.add_argument("--emulator", action="store_true", help="use the bundled emulator and its manifest")
     return result
+
+
+class LogError(SystemExit):
+    """A log the example cannot use: uncaught, Python prints its one line on stderr and exits with status 1
+    (no traceback), as a command-line tool would."""
+
+
+def load_log(con: duckdb.DuckDBPyConnection, table: str, path: str | Path, columns: Sequence[str]) -> None:
+    """Load the CSV at `path` as `table`, or fail in one line naming the columns it lacks and those it has.
+
+    >>> load_log(con, "my_runs", "runs.csv", RUN_LOG)  # doctest: +SKIP
+    LogError: error: runs.csv has no column 'customer' (its columns: thread_id, run_id); ...
+    """
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_csv(?)", [str(path)])
+    except duckdb.Error as exc:
+        raise LogError(f"error: cannot read {path}: {str(exc).splitlines()[0]}") from None
+    have = [name for (name,) in con.execute(f"SELECT name FROM pragma_table_info('{table}')").fetchall()]
+    missing = [name for name in columns if name not in have]
+    if missing:
+        con.execute(f"DROP TABLE {table}")
+        names = ", ".join(repr(name) for name in missing)
+        raise LogError(
+            f"error: {path} has no column {names} (its columns: {', '.join(have)}); "
+            f"this example needs {', '.join(columns)}"
+        )
 
 
 def load_steps(con: duckdb.DuckDBPyConnection, manifest: str | Path) -> None:
@@ -111,18 +146,20 @@ def connect(emulator: bool) -> Iterator[tuple[duckdb.DuckDBPyConnection, Logs | 
         yield con, logs
 
 
-def load_runs(con: duckdb.DuckDBPyConnection, manifest: str | Path) -> None:
-    """Load the run log as `my_runs`."""
-    con.execute("CREATE OR REPLACE TABLE my_runs AS SELECT * FROM read_csv(?)", [str(manifest)])
+def load_runs(con: duckdb.DuckDBPyConnection, manifest: str | Path, columns: Sequence[str] = RUN_LOG) -> None:
+    """Load the run log as `my_runs`, which must have `columns`."""
+    load_log(con, "my_runs", manifest, columns)
 
 
 @contextlib.contextmanager
-def session(args: argparse.Namespace, *, steps: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection with `my_runs` loaded and, unless ``steps=False``, every step of those runs in `steps`."""
+def session(
+    args: argparse.Namespace, *, steps: bool = True, columns: Sequence[str] = RUN_LOG
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection with `my_runs` loaded (it must have `columns`) and, unless ``steps=False``, every step
+    of those runs in `steps`."""
     with connect(args.emulator) as (con, logs):
         manifest = logs.runs if logs is not None else args.manifest
+        load_runs(con, manifest, columns)
         if steps:
-            load_steps(con, manifest)
-        else:
-            load_runs(con, manifest)
+            con.execute(STEPS)
         yield con

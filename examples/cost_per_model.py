@@ -59,6 +59,9 @@ GROUP BY ALL
 ORDER BY u.customer, cost_usd DESC NULLS LAST, u.model
 """
 
+#: The columns the log needs: a run log has run_id too, a thread log not (see use_thread_log).
+LOG_COLUMNS = ("thread_id", "customer")
+
 PER_CUSTOMER = """
 SELECT customer, sum(runs) AS runs, sum(prompt_tokens + completion_tokens) AS tokens,
        round(sum(cost_usd), 2) AS cost_usd,
@@ -121,7 +124,7 @@ def main() -> None:
     cli = parser(__doc__)
     cli.add_argument("--prices", help="CSV of model, prompt_usd_per_1m, completion_usd_per_1m")
     args = cli.parse_args()
-    with session(args, steps=False) as con:
+    with session(args, steps=False, columns=LOG_COLUMNS) as con:
         load_prices(con, args.prices)
         if use_thread_log(con):
             print("a thread log (no run_id column): every run of each thread counts")

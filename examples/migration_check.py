@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
-from _session import OUTPUT_ERROR, connect, load_steps
+from _session import CALL_LOG, OUTPUT_ERROR, STEPS, connect, load_log, load_runs
 
 #: Assistants: one row per customer and thread.
 ASSISTANTS = f"""
@@ -110,9 +110,10 @@ ORDER BY customer
 
 def load(con: duckdb.DuckDBPyConnection, runs: str | Path, calls: str | Path) -> None:
     """Both sides' sessions: the runs' steps and the logged responses and conversations."""
-    load_steps(con, runs)
+    load_runs(con, runs)
+    load_log(con, "my_calls", calls, CALL_LOG)  # both logs checked before any request
+    con.execute(STEPS)
     con.execute(ASSISTANTS)
-    con.execute("CREATE OR REPLACE TABLE my_calls AS SELECT * FROM read_csv(?)", [str(calls)])
     con.execute(RESPONSES_LOAD)
     con.execute(RESPONSES)
 

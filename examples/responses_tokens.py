@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+from _session import load_log
 
 import duckdb_openai
 
@@ -68,7 +69,7 @@ ORDER BY customer, kind, tool
 
 def load(con: duckdb.DuckDBPyConnection, manifest: str | Path) -> None:
     """Load the call log as `my_calls`, then its responses and their input items."""
-    con.execute("CREATE OR REPLACE TABLE my_calls AS SELECT * FROM read_csv(?)", [str(manifest)])
+    load_log(con, "my_calls", manifest, ("response_id", "customer", "app_version"))
     con.execute(LOAD)
 
 

@@ -55,8 +55,8 @@ __all__ = [
 
 #: The Prism release the tests run: pinned, so every machine mocks alike.
 PRISM_PACKAGE = "@stoplight/prism-cli@5.14.2"
-#: The contracts (shared/ beside the repository, as CI lays it out).
-OPENAPI = Path(__file__).resolve().parents[2] / "shared" / "openapi"
+#: The contracts, copied verbatim into the repository (tests/contracts/README.md says from where).
+OPENAPI = Path(__file__).resolve().parent / "contracts"
 SUCCESSORS = OPENAPI / "successors.yaml"
 ASSISTANTS = OPENAPI / "assistants.yaml"
 #: The key every request carries: Prism checks that the spec's bearer auth is there, not its value.
@@ -154,7 +154,7 @@ class PrismServer:
 
     def __enter__(self) -> PrismServer:
         if not self.spec.exists():
-            raise PrismUnavailable(f"the contract {self.spec} is missing (shared/openapi beside the repo)")
+            raise PrismUnavailable(f"the contract {self.spec} is missing (tests/contracts/ holds the copies)")
         prism, node = prism_bin(), _tool("node")
         copy = Path(self._folder.name) / self.spec.name
         shutil.copyfile(self.spec, copy)

@@ -431,6 +431,7 @@ _WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_processes_writing_one_folder_lose_nothing(emu: Emulator, tmp_path: Path) -> None:
     runs = [r for r in emu.dataset.runs if 0 < r.step_count <= 100][:60]
     status = statuses(emu, runs)

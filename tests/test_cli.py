@@ -1,4 +1,6 @@
-"""The `duckdb-openai` command, run as a subprocess against the emulator."""
+"""The `duckdb-openai` command against the emulator: as a subprocess where the process matters (exit
+status, signals, a new process reading the cache), else in this process through typer's runner
+(`cli_here`)."""
 
 from __future__ import annotations
 
@@ -18,8 +20,10 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
 from duckdb_openai import __version__
+from duckdb_openai.cli import app
 from tests.helpers import KEY
 
 TIMEOUT_S = 60
@@ -34,7 +38,7 @@ def environment(base_url: str | None, key: str | None = KEY) -> dict[str, str]:
     return env
 
 
-def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "duckdb_openai.cli", *args],
         env=env,
@@ -42,7 +46,19 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=TIMEOUT_S,
         check=False,
+        cwd=cwd,
     )
+
+
+def cli_here(*args: str, base_url: str | None) -> subprocess.CompletedProcess[str]:
+    """The command run in this process (typer's runner: the same app, arguments, output and exit status;
+    no interpreter start), for the tests that only look at what it writes."""
+    env = {name: None for name in os.environ if name.startswith(("OPENAI_", "DUCKDB_OPENAI_"))}
+    env.update({"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": base_url})
+    result = CliRunner().invoke(app, list(args), env=env, prog_name="duckdb-openai")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
 
 
 def run_query(emu: Any, count: int = 101) -> tuple[Any, str]:
@@ -69,7 +85,7 @@ def test_version() -> None:
 
 def test_table_is_duckdb_rendering(emu: Any) -> None:
     run, sql = run_query(emu, count=1)
-    result = cli("query", sql, env=environment(emu.base_url))
+    result = cli_here("query", sql, base_url=emu.base_url)
     assert result.returncode == 0, result.stderr
     (step,) = emu.dataset.steps(run.thread_id, run.run_id)
     assert step["id"] in result.stdout and "│" in result.stdout and "varchar" in result.stdout
@@ -77,7 +93,7 @@ def test_table_is_duckdb_rendering(emu: Any) -> None:
 
 def test_csv(emu: Any) -> None:
     run, sql = run_query(emu)
-    result = cli("query", "--format", "csv", sql, env=environment(emu.base_url))
+    result = cli_here("query", "--format", "csv", sql, base_url=emu.base_url)
     assert result.returncode == 0, result.stderr
     table = list(csv.DictReader(io.StringIO(result.stdout)))
     assert list(table[0]) == ["id", "status", "usage", "created_at"]
@@ -86,7 +102,7 @@ def test_csv(emu: Any) -> None:
 
 def test_json_lines(emu: Any) -> None:
     run, sql = run_query(emu)
-    result = cli("query", "--format", "json", sql, env=environment(emu.base_url))
+    result = cli_here("query", "--format", "json", sql, base_url=emu.base_url)
     assert result.returncode == 0, result.stderr
     objects = [json.loads(line) for line in result.stdout.splitlines()]
     steps = emu.dataset.steps(run.thread_id, run.run_id)
@@ -96,10 +112,10 @@ def test_json_lines(emu: Any) -> None:
 
 def test_parquet_needs_output(emu: Any, tmp_path: Path) -> None:
     run, sql = run_query(emu)
-    refused = cli("query", "--format", "parquet", sql, env=environment(emu.base_url))
+    refused = cli_here("query", "--format", "parquet", sql, base_url=emu.base_url)
     assert refused.returncode == 2 and "--output" in refused.stderr
     target = tmp_path / "steps.parquet"
-    result = cli("query", "--format", "parquet", "--output", str(target), sql, env=environment(emu.base_url))
+    result = cli_here("query", "--format", "parquet", "--output", str(target), sql, base_url=emu.base_url)
     assert result.returncode == 0 and result.stdout == "", result.stderr
     table = pq.read_table(target)
     assert table.column_names == ["id", "status", "usage", "created_at"]
@@ -110,9 +126,151 @@ def test_output_file(emu: Any, tmp_path: Path) -> None:
     _, sql = run_query(emu, count=1)
     for fmt in ("csv", "json", "table"):
         target = tmp_path / f"out.{fmt}"
-        result = cli("query", "-f", fmt, "-o", str(target), sql, env=environment(emu.base_url))
+        result = cli_here("query", "-f", fmt, "-o", str(target), sql, base_url=emu.base_url)
         assert result.returncode == 0 and result.stdout == "", result.stderr
         assert "step_" in target.read_text()
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json", "parquet"])
+def test_a_failed_query_leaves_the_output_file_as_it_was(emu: Any, tmp_path: Path, fmt: str) -> None:
+    """The query fails while it runs (a run that does not exist), after the output was chosen: the file
+    that was there keeps its bytes, and no temporary file stays beside it."""
+    run = emu.dataset.find_run(step_count=1)
+    target = tmp_path / f"steps.{fmt}"
+    target.write_bytes(b"yesterday's result\n")
+    sql = f"SELECT id FROM run_steps('{run.thread_id}', 'run_nope')"
+    result = cli_here("query", "-f", fmt, "-o", str(target), sql, base_url=emu.base_url)
+    assert "run_nope" in assert_one_error_line(result)
+    assert target.read_bytes() == b"yesterday's result\n"
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_output_replaces_the_file_a_symlink_points_at_and_keeps_its_mode(emu: Any, tmp_path: Path) -> None:
+    _, sql = run_query(emu, count=1)
+    target = tmp_path / "steps.csv"
+    target.write_text("old\n")
+    target.chmod(0o640)
+    link = tmp_path / "latest.csv"
+    link.symlink_to(target)
+    result = cli_here("query", "-f", "csv", "-o", str(link), sql, base_url=emu.base_url)
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and "step_" in target.read_text()
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.csv", "steps.csv"]
+
+
+@pytest.mark.parametrize("spelling", ["same", "dotted", "relative", "symlink", "wal"])
+def test_an_output_that_is_the_database_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spelling: str
+) -> None:
+    """Writing the result over the database would destroy it: exit status 2, one line naming both, and
+    the database keeps its table. No request is needed to see it, so no server is given."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    database = folder / "runs.duckdb"
+    with duckdb.connect(str(database)) as con:
+        con.execute("CREATE TABLE my_runs AS SELECT 'run_1' AS run_id")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "link.duckdb").symlink_to(database)
+    output = {
+        "same": str(database),
+        "dotted": str(folder / ".." / "data" / "." / "runs.duckdb"),
+        "relative": "data/runs.duckdb",
+        "symlink": "link.duckdb",
+        "wal": f"{database}.wal",
+    }[spelling]
+    before = database.read_bytes()
+    result = cli_here(
+        "query", "--database", str(database), "-f", "csv", "-o", output, "SELECT 1", base_url=None
+    )
+    line = assert_one_error_line(result, code=2)
+    assert f"--output {output}" in line and f"--database {database}" in line
+    assert database.read_bytes() == before
+    with duckdb.connect(str(database)) as con:
+        assert con.execute("SELECT run_id FROM my_runs").fetchall() == [("run_1",)]
+
+
+def test_csv_writes_nested_values_as_json(emu: Any) -> None:
+    run = emu.dataset.find_run(step_count=101)
+    sql = (
+        "SELECT id, usage, step_details, metadata, [1, 2] AS numbers "
+        f"FROM run_steps('{run.thread_id}', '{run.run_id}')"
+    )
+    result = cli_here("query", "-f", "csv", sql, base_url=emu.base_url)
+    assert result.returncode == 0, result.stderr
+    table = list(csv.DictReader(io.StringIO(result.stdout)))
+    steps = emu.dataset.steps(run.thread_id, run.run_id)
+    assert [r["id"] for r in table] == [s["id"] for s in steps]
+    assert [json.loads(r["usage"]) for r in table] == [s["usage"] for s in steps]
+    assert [json.loads(r["metadata"]) for r in table] == [s["metadata"] for s in steps]
+    assert [json.loads(r["step_details"])["type"] for r in table] == [
+        s["step_details"]["type"] for s in steps
+    ]
+    assert {r["numbers"] for r in table} == {"[1,2]"}
+    assert any(json.loads(r["metadata"]) for r in table)
+
+
+def test_help_says_what_the_package_reads_and_that_json_is_lines() -> None:
+    import tomllib
+
+    top = cli_here("--help", base_url=None)
+    assert top.returncode == 0
+    text = " ".join(top.stdout.split())
+    assert "Assistants family" in text and "responses, conversations and stored chat completions" in text
+    query_help = " ".join(cli_here("query", "--help", base_url=None).stdout.split())
+    assert "newline-delimited" in query_help and "--cache-dir" in query_help
+    project = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    description = project["project"]["description"]
+    assert "Assistants" in description and "responses" in description and "chat completions" in description
+
+
+def test_query_keeps_its_cache_in_cache_dir(emu: Any, tmp_path: Path) -> None:
+    """`--cache-dir` is the `cache_dir` setting: a finished run's steps are kept there, and the same query
+    in a new process asks the API for less."""
+    run = emu.dataset.find_run(step_count=101)
+    run_sql = f"SELECT r.status FROM run('{run.thread_id}', '{run.run_id}') r"
+    steps_sql = f"SELECT count(*) AS steps FROM run_steps('{run.thread_id}', '{run.run_id}')"
+    env = environment(emu.base_url)
+    env.pop("DUCKDB_OPENAI_CACHE_DIR", None)
+    folder = tmp_path / "cache"
+    args = ("query", "--cache-dir", str(folder), "-f", "csv")
+    first = cli(*args, f"{run_sql}; {steps_sql}", env=env)
+    assert first.returncode == 0 and first.stdout.split() == ["steps", "101"], first.stderr
+    assert any(folder.rglob("*")), "nothing was kept in --cache-dir"
+    emu.reset()
+    second = cli(*args, steps_sql, env=env)
+    assert second.returncode == 0 and second.stdout.split() == ["steps", "101"], second.stderr
+    assert sum(emu.stats()["by_endpoint"]["list"].values()) == 0
+    info = cli("cache", "info", "--cache-dir", str(folder), env=env)
+    assert "runs      1 with steps kept, 1 known finished" in info.stdout, info.stdout
+
+
+def test_skipped_rows_warn_in_one_line(emu: Any) -> None:
+    run = emu.dataset.find_run(step_count=1)
+    sql = (
+        f"SELECT count(*) AS steps FROM (VALUES ('{run.thread_id}', '{run.run_id}'), "
+        f"('{run.thread_id}', 'run_nope')) t(thread_id, run_id), "
+        "run_steps(t.thread_id, t.run_id, on_error := 'skip') s"
+    )
+    result = cli("query", "-f", "csv", sql, env=environment(emu.base_url))
+    assert result.returncode == 0 and result.stdout.split() == ["steps", "1"], result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("warning: skipped 1 of 2 run_steps requests (on_error='skip')")
+    assert "run_nope" in line and "RuntimeWarning" not in line
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        ("run_steps('thread_a', 'run_b', sortt := 'desc')", "no parameter 'sortt' (did you mean 'sort'?)"),
+        ("runs('thread_a', on_eror := 'skip')", "no parameter 'on_eror' (did you mean 'on_error'?)"),
+        ("run_steps('thread_a')", "run_steps takes thread_id, run_id, sort, include_content, on_error"),
+    ],
+)
+def test_a_wrong_argument_names_the_closest_parameter(emu: Any, call: str, expected: str) -> None:
+    line = assert_one_error_line(cli_here("query", f"SELECT * FROM {call}", base_url=emu.base_url))
+    assert "does not support the supplied arguments" in line and expected in line
+    assert emu.stats()["requests"] == 0
 
 
 def test_database_file_joins_its_tables(emu: Any, tmp_path: Path) -> None:
@@ -127,7 +285,7 @@ def test_database_file_joins_its_tables(emu: Any, tmp_path: Path) -> None:
         "SELECT r.run_id, count(*) AS steps FROM my_runs r, run_steps(r.thread_id, r.run_id) s "
         "GROUP BY ALL ORDER BY ALL"
     )
-    result = cli("query", "--database", str(path), "-f", "csv", sql, env=environment(emu.base_url))
+    result = cli_here("query", "--database", str(path), "-f", "csv", sql, base_url=emu.base_url)
     assert result.returncode == 0, result.stderr
     got = {row["run_id"]: int(row["steps"]) for row in csv.DictReader(io.StringIO(result.stdout))}
     assert got == {r.run_id: r.step_count for r in runs}
@@ -135,8 +293,7 @@ def test_database_file_joins_its_tables(emu: Any, tmp_path: Path) -> None:
 
 def test_base_url_option_overrides_the_environment(emu: Any) -> None:
     _, sql = run_query(emu, count=1)
-    env = environment("http://127.0.0.1:9/v1")
-    result = cli("query", "--base-url", emu.base_url, "-f", "csv", sql, env=env)
+    result = cli_here("query", "--base-url", emu.base_url, "-f", "csv", sql, base_url="http://127.0.0.1:9/v1")
     assert result.returncode == 0, result.stderr
     assert "step_" in result.stdout
 
@@ -168,20 +325,20 @@ def test_rejected_key_is_not_echoed(emulator_factory: Any) -> None:
     ],
 )
 def test_errors_are_one_line(emu: Any, sql: str, expected: str) -> None:
-    line = assert_one_error_line(cli("query", sql, env=environment(emu.base_url)))
+    line = assert_one_error_line(cli_here("query", sql, base_url=emu.base_url))
     assert expected in line
 
 
 def test_a_missing_run_names_it(emu: Any) -> None:
     run = emu.dataset.find_run(step_count=1)
     sql = f"SELECT id FROM run_steps('{run.thread_id}', 'run_nope')"
-    line = assert_one_error_line(cli("query", sql, env=environment(emu.base_url)))
+    line = assert_one_error_line(cli_here("query", sql, base_url=emu.base_url))
     assert "run_nope" in line and "404" in line
 
 
 def test_several_statements_write_the_last_result(emu: Any, tmp_path: Path) -> None:
     sql = "CREATE TABLE t AS SELECT 42 AS answer; SELECT answer FROM t"
-    result = cli("query", "-f", "csv", sql, env=environment(emu.base_url))
+    result = cli_here("query", "-f", "csv", sql, base_url=emu.base_url)
     assert result.returncode == 0 and result.stdout.split() == ["answer", "42"], result.stderr
 
 
@@ -208,9 +365,9 @@ def test_emulator_prints_its_url_and_stops_on_sigterm() -> None:
 
 
 def test_emulator_options_are_forwarded() -> None:
-    result = cli("emulator", "--help", env=environment(None))
+    result = cli_here("emulator", "--help", base_url=None)
     assert result.returncode == 0 and "--latency-ms" in result.stdout
-    bad = cli("emulator", "--fault-rate", "7", env=environment(None))
+    bad = cli_here("emulator", "--fault-rate", "7", base_url=None)
     assert bad.returncode == 2 and "between 0 and 1" in bad.stderr
 
 
@@ -254,13 +411,15 @@ def test_emulator_writes_a_manifest(tmp_path: Path) -> None:
 
 
 def test_emulator_takes_every_option_of_the_module() -> None:
-    """`duckdb-openai emulator` and `python -m duckdb_openai.emulator` take the same options."""
-    module = subprocess.run(
-        [sys.executable, "-m", "duckdb_openai.emulator", "--help"], capture_output=True, text=True, check=True
-    )
-    wrapped = cli("emulator", "--help", env=environment(None))
+    """`duckdb-openai emulator` and `python -m duckdb_openai.emulator` take the same options (the module's
+    own parser here; tests/test_emulator_cli.py starts the module as a command)."""
+    from duckdb_openai.emulator.cli import build_parser
+
+    module = build_parser().format_help()
+    assert module.startswith("usage: python -m duckdb_openai.emulator")
+    wrapped = cli_here("emulator", "--help", base_url=None)
     assert wrapped.returncode == 0 and wrapped.stdout.startswith("usage: duckdb-openai emulator")
-    options = set(re.findall(r"--[a-z][a-z-]+", module.stdout))
+    options = set(re.findall(r"--[a-z][a-z-]+", module))
     assert {"--manifest", "--latency-ms", "--api-key", "--quiet"} <= options
     assert set(re.findall(r"--[a-z][a-z-]+", wrapped.stdout)) == options
 

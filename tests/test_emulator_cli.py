@@ -159,6 +159,10 @@ def test_banner_tells_how_to_use_it(serve: type[Served], tmp_path: Path) -> None
     assert code == 0 and rest == "", err
     lines = err.splitlines()
     assert f"  export OPENAI_BASE_URL={served.base_url}" in lines
+    # The whole API it serves, not only run steps.
+    about = " ".join(err.split("To use it")[0].split())
+    assert "Assistants family (run steps, runs, messages, assistants, threads)" in about
+    assert "responses, conversations and stored chat completions" in about
     assert any(line.startswith("  export OPENAI_API_KEY=sk-any ") and "any" in line for line in lines)
     runs = len(Dataset(seed=7, config=DatasetConfig(threads=3)).runs)
     assert f"Manifest: {manifest}, its {runs:,} runs as CSV, one row each, to join with run_steps:" in lines
@@ -182,3 +186,4 @@ def test_banner_with_a_required_key_does_not_print_it(serve: type[Served]) -> No
     code, _, err = served.stop()
     assert code == 0 and "sk-required-one" not in err
     assert "export OPENAI_API_KEY=... " in err and "No manifest: --manifest runs.csv" in err
+    assert "(/_emulator/ controls need it too)" in err

@@ -22,6 +22,7 @@ import pytest
 import duckdb_openai.emulator as emulator_package
 from duckdb_openai.emulator import Dataset, DatasetConfig, Emulator, RunInfo
 from duckdb_openai.emulator.data import EDGE_STEP_COUNTS, INCLUDE_FILE_SEARCH_CONTENT, RUN_STEP_KEYS
+from duckdb_openai.emulator.live import LiveConfig
 from duckdb_openai.emulator.paging import select_page
 from duckdb_openai.emulator.ratelimit import format_duration
 from duckdb_openai.emulator.stats import ENDPOINTS
@@ -185,6 +186,71 @@ def test_wrong_key_is_masked(emulator_factory: EmulatorFactory) -> None:
     ok = {**BETA, "Authorization": "Bearer sk-right-key-0000000000"}
     assert httpx.get(emu.base_url + steps_url(run), headers=ok).status_code == 200
     assert "sk-right-key" not in json.dumps(emu.requests())
+
+
+#: Every control request: method, path and body.
+CONTROLS = [
+    ("GET", "/_emulator/stats", None),
+    ("GET", "/_emulator/requests", None),
+    ("GET", "/_emulator/faults", None),
+    ("POST", "/_emulator/faults", {"kind": "500", "count": 1, "match": "/nowhere"}),
+    ("POST", "/_emulator/reset", None),
+    ("GET", "/_emulator/live", None),
+    ("POST", "/_emulator/live", {"advance_s": 1}),
+]
+
+
+@pytest.fixture(scope="module")
+def keyed() -> Iterator[Emulator]:
+    """An emulator that requires a key, with a live run so every control has something to show."""
+    with Emulator(
+        api_key="sk-control-key-0000000000",
+        dataset=DatasetConfig(threads=2),
+        live=LiveConfig(runs=1, step_seconds=3600),
+    ) as emu:
+        yield emu
+
+
+@pytest.mark.parametrize(("method", "path", "body"), CONTROLS, ids=[f"{m} {p}" for m, p, _ in CONTROLS])
+def test_controls_need_the_key_the_api_needs(
+    keyed: Emulator, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    """With --api-key the controls (the request log, faults, reset, the live clock) answer 401 without
+    that key, as the API paths do, and change nothing; with it, in either header, they work."""
+    keyed.reset()
+    wrong = "sk-abcdefghijklmnopqrstuvwxyz"
+    for headers in ({}, {"Authorization": f"Bearer {wrong}"}, {"api-key": wrong}):
+        response = httpx.request(method, keyed.root_url + path, json=body, headers=headers)
+        error = assert_openai_error(response, 401)
+        assert wrong not in error["message"]
+    key = "sk-control-key-0000000000"
+    pending = httpx.get(keyed.root_url + "/_emulator/faults", headers={"api-key": key}).json()["pending"]
+    assert keyed.stats()["requests"] == 0 and pending == []
+    for headers in ({"Authorization": f"Bearer {key}"}, {"api-key": key}):
+        response = httpx.request(method, keyed.root_url + path, json=body, headers=headers)
+        assert response.status_code == 200, response.text
+
+
+def test_health_stays_open_and_the_helpers_send_the_key(keyed: Emulator) -> None:
+    """/_emulator/health shows nothing and answers without a key (a readiness probe); the Emulator's own
+    helpers carry the key, so tests and benchmarks use them unchanged on a keyed server."""
+    assert httpx.get(keyed.root_url + "/_emulator/health").json() == {"ok": True}
+    keyed.reset()
+    run = keyed.dataset.find_run(step_count=1)
+    keyed.script_faults("503", 1, match="/steps")
+    headers = {**BETA, "Authorization": "Bearer sk-control-key-0000000000"}
+    assert httpx.get(keyed.base_url + steps_url(run), headers=headers).status_code == 503
+    assert httpx.get(keyed.base_url + steps_url(run), headers=headers).status_code == 200
+    assert keyed.stats()["requests"] == 2 and [r["status"] for r in keyed.requests()] == [503, 200]
+    assert keyed.live(advance_s=1)["runs"]
+    keyed.reset()
+    assert keyed.stats()["requests"] == 0
+
+
+def test_without_a_key_the_controls_stay_open(emulator: Emulator) -> None:
+    for method, path, body in CONTROLS[:5]:
+        assert httpx.request(method, emulator.root_url + path, json=body).status_code == 200, path
+    emulator.reset()
 
 
 def test_azure_api_key_needs_api_version(bare: httpx.Client, emulator: Emulator) -> None:

@@ -47,6 +47,7 @@ def test_include_constant_is_the_sdks() -> None:
     assert CONTENT == INCLUDE_FILE_SEARCH_CONTENT
 
 
+@pytest.mark.slow
 def test_auto_pagination_over_ten_thousand_steps(client: openai.OpenAI, emulator: Emulator) -> None:
     run = emulator.dataset.find_run(step_count=10_000)
     steps = list(

@@ -290,7 +290,7 @@ def test_cost_per_model_from_a_thread_log(emu: Emulator, family: Family, tmp_pat
     customers = {row["thread_id"]: row["customer"] for row in pd.read_csv(log).to_dict("records")}
     connection, registration = connect(emu.base_url)
     try:
-        example("_session").load_runs(connection, log)
+        example("_session").load_runs(connection, log, module.LOG_COLUMNS)
         module.load_prices(connection)
         assert module.use_thread_log(connection)
         want = cost_truth([(customers[r.thread_id], r) for r in emu.dataset.runs], family, emu)
@@ -527,10 +527,8 @@ SCRIPTS = [
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_every_example_takes_emulator(script: str) -> None:
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / script), "--help"], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0 and "--emulator" in done.stdout, done.stderr
+    code, out, _ = run_here(script, "--help")
+    assert code == 0 and "--emulator" in out
 
 
 def test_quickstart_runs_offline_with_emulator(tmp_path: Path) -> None:
@@ -551,6 +549,7 @@ def test_quickstart_runs_offline_with_emulator(tmp_path: Path) -> None:
     assert "code_interpreter+file_search" in done.stdout and "Why steps failed" in done.stdout
 
 
+@pytest.mark.slow
 def test_migration_check_runs_offline_with_emulator(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     done = subprocess.run(
@@ -572,14 +571,32 @@ def test_migration_check_runs_offline_with_emulator(tmp_path: Path) -> None:
     assert "populations are independent: the numbers differ" in done.stdout
 
 
+def run_here(script: str, *args: str) -> tuple[int | str | None, str, str]:
+    """`script` run as `__main__` in this process, as `python examples/<script> args` would run it:
+    (its exit code, stdout, stderr), for the runs that stop at the command line."""
+    import contextlib
+    import io
+    import runpy
+
+    example("_session")  # puts examples/ on sys.path, as running a script from there does
+    out, err = io.StringIO(), io.StringIO()
+    argv = sys.argv
+    sys.argv = [str(EXAMPLES / script), *args]
+    try:
+        with (
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+            pytest.raises(SystemExit) as done,
+        ):
+            runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+    finally:
+        sys.argv = argv
+    return done.value.code, out.getvalue(), err.getvalue()
+
+
 def test_migration_check_wants_both_logs(manifest: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "migration_check.py"), str(manifest)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2 and "give runs.csv and calls.csv, or --emulator" in done.stderr
+    code, _, err = run_here("migration_check.py", str(manifest))
+    assert code == 2 and "give runs.csv and calls.csv, or --emulator" in err
 
 
 def test_latency_breakdown_without_matplotlib(emu: Emulator, manifest: Path, tmp_path: Path) -> None:
@@ -635,11 +652,69 @@ def test_scripts_run_against_a_base_url(
         assert (tmp_path / "latency_breakdown.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_script_without_a_source_explains_itself() -> None:
+#: Each script, the logs it takes, which of them lacks a column, and that column (one the script reads).
+LOG_CASES = [
+    *((script, ["runs.csv"], 0, "customer") for script in SCRIPTS if script != "migration_check.py"),
+    ("cost_per_model.py", ["runs.csv"], 0, "thread_id"),
+    ("responses_tokens.py", ["calls.csv"], 0, "response_id"),
+    ("migration_check.py", ["runs.csv", "calls.csv"], 0, "run_id"),
+    ("migration_check.py", ["runs.csv", "calls.csv"], 1, "conversation_id"),
+]
+
+
+def _log_without(folder: Path, name: str, column: str) -> Path:
+    """A small log of the emulator's shape (a run log, or a call log) without `column`."""
+    columns = {
+        "runs.csv": ["thread_id", "run_id", "customer", "app_version"],
+        "calls.csv": ["response_id", "conversation_id", "customer", "app_version"],
+    }[name]
+    path = folder / name
+    kept = [c for c in columns if c != column]
+    path.write_text(",".join(kept) + "\n" + ",".join(f"x_{c}" for c in kept) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(("script", "logs", "broken", "column"), LOG_CASES)
+def test_a_log_without_a_column_is_one_clear_line(
+    script: str, logs: list[str], broken: int, column: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each example refuses a CSV that lacks a column it reads, before any request, naming the column
+    and the columns the file has (run here in this process; the next test runs one as a command)."""
+    import runpy
+
+    paths = [_log_without(tmp_path, name, column if i == broken else "") for i, name in enumerate(logs)]
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens: no request may go
+    monkeypatch.setattr(sys, "argv", [str(EXAMPLES / script), *map(str, paths)])
+    example("_session")  # puts examples/ on sys.path, as running a script from there does
+    with pytest.raises(SystemExit) as raised:
+        runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+    message = str(raised.value.code)
+    kept = paths[broken].read_text().splitlines()[0].replace(",", ", ")
+    assert message == message.strip() and "\n" not in message
+    assert message.startswith(f"error: {paths[broken]} has no column '{column}' (its columns: {kept})")
+
+
+def test_a_log_without_a_column_stops_the_command_in_one_line(tmp_path: Path) -> None:
+    log = _log_without(tmp_path, "runs.csv", "customer")
+    env = {**os.environ, "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
     done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "failed_steps.py")], capture_output=True, text=True, timeout=60
+        [sys.executable, str(EXAMPLES / "quickstart.py"), str(log)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
-    assert done.returncode == 2 and "--emulator" in done.stderr
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: {log} has no column 'customer' (its columns: thread_id, run_id, app_version); "
+        "this example needs thread_id, run_id, customer"
+    ]
+
+
+def test_script_without_a_source_explains_itself() -> None:
+    code, _, err = run_here("failed_steps.py")
+    assert code == 2 and "--emulator" in err
 
 
 def test_dataframes(con: Any, emu: Emulator, truth: list[dict[str, Any]]) -> None:
@@ -667,12 +742,18 @@ def test_dataframes(con: Any, emu: Emulator, truth: list[dict[str, Any]]) -> Non
     assert any(metadata) and not all(metadata)
 
 
+@pytest.mark.slow
 def test_the_notebook_runs_top_to_bottom(tmp_path: Path) -> None:
     import nbformat
     from nbclient import NotebookClient
 
     notebook = nbformat.read(EXAMPLES / "run_steps.ipynb", as_version=4)
+    before = sorted(p.name for p in EXAMPLES.iterdir())
+    # The kernel runs in tmp_path, as Jupyter runs a notebook in its folder: the logs the notebook writes
+    # must go to a folder of their own and go with it, leaving nothing beside the notebook.
     NotebookClient(notebook, timeout=180, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert sorted(p.name for p in EXAMPLES.iterdir()) == before
 
     outputs = {
         tag: cell.outputs

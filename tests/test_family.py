@@ -71,6 +71,7 @@ def test_one_run_and_its_retrieve_form(emu: Emulator, con: Any, sdk: openai.Open
     assert table.to_pylist()[0]["id"] == run.run_id
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sort", ["asc", "desc"])
 def test_messages_equal_the_sdks_in_every_form(
     emu: Emulator, con: Any, sdk: openai.OpenAI, sort: str
@@ -133,6 +134,7 @@ def test_threads_cannot_be_listed_and_say_so(con: Any) -> None:
         con.execute("SELECT * FROM threads()").fetchall()
 
 
+@pytest.mark.slow
 def test_the_chain_from_threads_to_steps_under_one_concurrency(emulator_factory: Any) -> None:
     emu = emulator_factory(seed=7, latency_ms=20)
     threads = thread_ids(emu, 30)

@@ -94,6 +94,7 @@ def test_runs_list_and_retrieve_every_run(client: openai.OpenAI, emulator: Emula
     assert buckets(emulator) == {"runs.list": pages, "runs.retrieve": len(emulator.dataset.runs)}
 
 
+@pytest.mark.slow
 def test_messages_list_filter_and_retrieve(client: openai.OpenAI, emulator: Emulator, family: Family) -> None:
     total = 0
     for thread_id in emulator.dataset.thread_ids:
@@ -352,6 +353,7 @@ def raw_pages(call: Callable[..., Any], **params: Any) -> Iterator[tuple[bytes, 
         params["after"] = page.data[-1].id
 
 
+@pytest.mark.slow
 def test_schemas_decode_what_the_sdk_parses(client: openai.OpenAI, emulator: Emulator) -> None:
     beta = client.beta.with_raw_response
     threads = client.beta.threads.with_raw_response

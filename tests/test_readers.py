@@ -129,3 +129,52 @@ def test_a_list_read_after_an_id_gives_exactly_what_follows_it(emu: Emulator, so
         assert sum(stats.values()) == -(-(len(whole) - 151) // 100)
         with pytest.raises(InvalidIdError, match="after"):
             duckdb_openai.CHAT_COMPLETIONS.bind_list({}, {}, after="x/../y")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda c: duckdb_openai.read_run_steps("thread_a", "run_b", sortt="desc", api_key=KEY),
+            "unknown option 'sortt': did you mean 'sort'? read_run_steps() takes sort, include_content, "
+            "client, and the settings: api_key,",
+        ),
+        (
+            lambda c: duckdb_openai.read_run_step("thread_a", "run_b", "step_c", include_contnet=True),
+            "unknown option 'include_contnet': did you mean 'include_content'? read_run_step() takes",
+        ),
+        (
+            lambda c: duckdb_openai.read_messages("thread_a", runid="run_b", client=c),
+            "unknown option 'runid': did you mean 'run_id'? read_messages() takes run_id, sort, client",
+        ),
+        (
+            lambda c: duckdb_openai.read_chat_completions(modle="gpt-4o", client=c),
+            "unknown option 'modle': did you mean 'model'?",
+        ),
+        (
+            lambda c: duckdb_openai.read_runs("thread_a", client=c, timeout=5),
+            "pass either client= or settings (timeout) to read_runs(), not both",
+        ),
+        (
+            lambda c: duckdb_openai.Client(setings=c.settings),
+            "unknown setting 'setings': did you mean 'settings'? Client() takes settings, and the "
+            "settings: api_key",
+        ),
+        (
+            lambda c: duckdb_openai.Client(settings=c.settings, timeout=5),
+            "pass either settings= or the settings as keywords (timeout) to Client(), not both",
+        ),
+    ],
+)
+def test_a_misspelled_option_names_the_closest_and_sends_nothing(
+    emu: Emulator, call: Callable[[duckdb_openai.Client], Any], message: str
+) -> None:
+    """A misspelled option of a reader is no setting either: a ConfigurationError naming the closest of
+    the reader's own options and the settings, not one naming only settings, and never ignored beside
+    `client=` (whose settings are its own)."""
+    with duckdb_openai.Client(api_key=KEY, base_url=emu.base_url) as client:
+        emu.reset()
+        with pytest.raises(ConfigurationError) as raised:
+            call(client)
+        assert message in str(raised.value)
+        assert emu.stats()["requests"] == 0

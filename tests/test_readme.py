@@ -108,6 +108,15 @@ def test_python_and_dataframes_block(emu: Emulator, my_runs: Any, monkeypatch: p
     namespace: dict[str, Any] = {"duckdb_openai": duckdb_openai, "con": my_runs}
     exec(compile(code, str(README), "exec"), namespace)
     assert list(namespace["frame"]["id"]) == [s["id"] for s in reversed(steps)]  # sort="desc"
+    # metadata is a dict per row, as in .df() and .pl(), not pyarrow's default list of pairs.
+    metadata = list(namespace["frame"]["metadata"])
+    assert all(isinstance(m, dict) for m in metadata) and any(metadata)
+    assert metadata == [s["metadata"] for s in reversed(steps)]
+    assert metadata == list(
+        my_runs.sql(
+            f"SELECT metadata FROM run_steps('{run.thread_id}', '{run.run_id}', sort := 'desc')"
+        ).df()["metadata"]
+    )
     assert namespace["step"].column("id").to_pylist() == [steps[7]["id"]]
 
 
@@ -189,7 +198,10 @@ def test_the_messages_a_run_created(emu: Emulator, my_runs: Any) -> None:
     assert got == want and want
 
 
-def test_tokens_and_failures_from_responses(emu: Emulator, my_runs: Any, tmp_path: Path) -> None:
+def test_tokens_and_failed_tool_calls_from_responses(emu: Emulator, my_runs: Any, tmp_path: Path) -> None:
+    """The responses query counts failed tool calls (not failed responses): a tool call of a response's
+    output whose status is failed, or a function call whose output, an input item of a later response of
+    the log, holds an `error`; checked against the emulator's bodies, read as JSON here."""
     import json
 
     from duckdb_openai.emulator.successors import Successors
@@ -198,11 +210,37 @@ def test_tokens_and_failures_from_responses(emu: Emulator, my_runs: Any, tmp_pat
     manifest = truth.write_manifest(tmp_path / "calls.csv")
     my_runs.execute("CREATE TABLE my_calls AS SELECT * FROM read_csv(?) LIMIT 200", [str(manifest)])
     sql = block("sql", "FROM my_calls c, response(c.response_id) r")
-    got = {(row[0], row[1]): tuple(row[2:]) for row in my_runs.execute(sql).fetchall()}
+    result = my_runs.execute(sql)
+    assert [d[0] for d in result.description] == [
+        "customer",
+        "model",
+        "responses",
+        "tool_calls",
+        "failed_tool_calls",
+        "input_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+    ]
+    got = {(row[0], row[1]): tuple(row[2:]) for row in result.fetchall()}
+
+    logged = truth.infos[:200]
+    population = truth.population
+    outputs: defaultdict[str, list[str]] = defaultdict(list)
+    for info in logged:
+        for item in map(json.loads, population.input_items[info.response_id].bodies):
+            if item["type"] == "function_call_output":
+                outputs[item["call_id"]].append(item["output"])
+
+    def holds_error(text: str) -> bool:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return False
+        return isinstance(value, dict) and value.get("error") is not None
 
     groups: defaultdict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for info in truth.infos[:200]:
-        body = json.loads(truth.population.responses[info.response_id])
+    for info in logged:
+        body = json.loads(population.responses[info.response_id])
         groups[(info.customer, body["model"])].append(body)
 
     def total(bodies: list[dict[str, Any]], *path: str) -> int | None:
@@ -215,18 +253,34 @@ def test_tokens_and_failures_from_responses(emu: Emulator, my_runs: Any, tmp_pat
                 values.append(value)
         return sum(values) if values else None
 
-    want = {
-        key: (
+    want = {}
+    for key, bodies in groups.items():
+        calls = [item for body in bodies for item in body["output"] if item["type"].endswith("_call")]
+        failed = [
+            item
+            for item in calls
+            if item.get("status") == "failed" or any(map(holds_error, outputs.get(item.get("call_id"), [])))
+        ]
+        want[key] = (
             len(bodies),
-            sum(b["status"] == "failed" for b in bodies),
+            len(calls),
+            len(failed),
             total(bodies, "input_tokens"),
             total(bodies, "output_tokens"),
             total(bodies, "output_tokens_details", "reasoning_tokens"),
         )
-        for key, bodies in groups.items()
-    }
     assert got == want
-    assert sum(v[1] for v in want.values()) > 0  # some failed, so the FILTER is exercised
+    failed_by_status = sum(
+        item.get("status") == "failed"
+        for bodies in groups.values()
+        for body in bodies
+        for item in body["output"]
+        if item["type"].endswith("_call")
+    )
+    failed_responses = sum(body["status"] == "failed" for bodies in groups.values() for body in bodies)
+    # Both kinds of failure occur, and the count is of tool calls, not of failed responses.
+    assert 0 < failed_by_status < sum(v[2] for v in want.values())
+    assert sum(v[2] for v in want.values()) != failed_responses
 
 
 def test_the_entra_id_block_runs_as_written(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -259,3 +313,43 @@ def test_the_entra_id_block_runs_as_written(emu: Emulator, monkeypatch: pytest.M
     assert con.execute("SELECT count(*) FROM run_steps(?, ?)", [run.thread_id, run.run_id]).fetchone() == (1,)
     assert asked == [("credential", "https://cognitiveservices.azure.com/.default")]
     assert emu.requests()[0]["auth"] is not None
+
+
+def test_a_misspelled_sql_option_is_duckdbs_error_as_printed(con: Any) -> None:
+    """In plain SQL the package cannot see a misspelled named option: the README quotes DuckDB's error
+    for the call it names, word for word, and a bad value is the package's own error."""
+    import duckdb
+
+    printed = block("text", "Macro run_steps() does not support the supplied arguments")
+    with pytest.raises(duckdb.BinderException) as raised:
+        con.sql("SELECT * FROM run_steps('thread_a', 'run_b', sortt := 'desc')")
+    assert str(raised.value) == printed.rstrip("\n")
+    with pytest.raises(duckdb.Error, match=r"ConfigurationError: sort must be 'asc' or 'desc', not 'newest'"):
+        con.sql("SELECT * FROM run_steps('thread_a', 'run_b', sort := 'newest')").fetchall()
+
+
+def test_every_option_of_the_emulator_is_in_the_readme() -> None:
+    """`duckdb-openai emulator --help` and the README's table of the emulator's options name the same
+    options, each with the default the parser has."""
+    from duckdb_openai.emulator.cli import build_parser
+    from duckdb_openai.emulator.settings import API_KEY_ENV
+
+    parser = build_parser()
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## The emulator") : text.index("## CLI")]
+    rows = {
+        row.split("`")[1].split()[0]: row.split("|")[2].strip()
+        for row in section.splitlines()
+        if row.startswith("| `--")
+    }
+    options = {
+        option: action
+        for action in parser._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    }
+    assert set(rows) == set(options)
+    for option, action in options.items():
+        if action.default not in (None, False, True) and action.dest != "api_key":
+            assert f"`{action.default}`" == rows[option], option
+    assert f"${API_KEY_ENV}" in rows["--api-key"]

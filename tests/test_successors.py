@@ -730,6 +730,7 @@ def test_the_responses_example_equals_ground_truth(
     assert any(f for _, f in calls.values())  # the population has failed tool calls to find
 
 
+@pytest.mark.slow
 def test_the_responses_example_runs_as_a_command() -> None:
     script = Path(__file__).resolve().parent.parent / "examples" / "responses_tokens.py"
     done = subprocess.run(

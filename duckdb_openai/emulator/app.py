@@ -57,7 +57,10 @@ Choices where the public spec is silent:
   and half of the body, then closes the connection: the client sees an incomplete
   response, as when a connection dies mid-transfer. The data itself is never altered.
 * Latency and ``slow`` faults are ``asyncio.sleep``, so they do not block other requests.
-* ``/_emulator/*`` requests are never faulted, rate limited, counted or logged.
+* ``/_emulator/*`` requests are never faulted, rate limited, counted or logged. With an ``api_key``
+  they need it as the API paths do (``Authorization: Bearer`` or ``api-key``; 401 otherwise), since
+  they show the request log and change the server's behaviour; ``/_emulator/health``, which shows
+  nothing, stays open. Without one they are open, as the API paths take any key.
 """
 
 from __future__ import annotations
@@ -232,7 +235,11 @@ class EmulatorApp:
             await _lifespan(receive, send)
         elif scope["type"] == "http":
             if scope["path"].startswith("/_emulator/"):
-                await self._control(scope, receive, send)
+                denied = self._control_denied(scope)
+                if denied is None:
+                    await self._control(scope, receive, send)
+                else:
+                    await _error_response(denied)(scope, receive, send)
             else:
                 await self._serve_api(scope, receive, send)
         # Anything else (websockets) is refused by returning without accepting.
@@ -300,6 +307,19 @@ class EmulatorApp:
                     received_s=round(started - self._epoch, 6),
                 )
             )
+
+    def _control_denied(self, scope: Scope) -> ApiError | None:
+        """The 401 that answers a control request without the required key, if one is required."""
+        if self.settings.api_key is None or scope["path"] == "/_emulator/health":
+            return None
+        _, key = _credentials(Headers(scope=scope))
+        return errors.missing_api_key() if not key else self._wrong_key(key)
+
+    def _wrong_key(self, key: str) -> ApiError | None:
+        expected = self.settings.api_key
+        if expected is not None and not hmac.compare_digest(key.encode(), expected.encode()):
+            return errors.invalid_api_key(key)
+        return None
 
     def _gate(
         self, fault: Fault | None, scheme: str | None, key: str | None, query: QueryParams, path: str

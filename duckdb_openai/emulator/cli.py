@@ -5,7 +5,9 @@ banner saying how to use it (``--quiet`` leaves the banner out), then serves::
 
     $ python -m duckdb_openai.emulator --port 0 --manifest runs.csv
     http://127.0.0.1:54321/v1
-    duckdb-openai emulator: the Assistants run-steps API over generated data (seed 7). To use it:
+    duckdb-openai emulator: OpenAI's API over generated data (seed 7): the Assistants family (run steps,
+    runs, messages, assistants, threads) and responses, conversations and stored chat completions
+    To use it (duckdb-openai, the openai SDK):
       export OPENAI_BASE_URL=http://127.0.0.1:54321/v1
       export OPENAI_API_KEY=sk-any    # any non-empty key works (--api-key KEY to require one)
     ...
@@ -250,7 +252,7 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
 def banner(base_url: str, settings: EmulatorSettings, manifest: Path | None, runs: int) -> str:
     """How to use the running emulator: the two variables to export, the key rule, the manifest."""
     key = (
-        "export OPENAI_API_KEY=...        # the key given with --api-key"
+        "export OPENAI_API_KEY=...        # the key given with --api-key (/_emulator/ controls need it too)"
         if settings.api_key is not None
         else "export OPENAI_API_KEY=sk-any     # any non-empty key works (--api-key KEY requires one)"
     )
@@ -261,7 +263,9 @@ def banner(base_url: str, settings: EmulatorSettings, manifest: Path | None, run
         "requires one)"
     )
     lines = [
-        f"duckdb-openai emulator: the Assistants run-steps API over generated data (seed {settings.seed})",
+        f"duckdb-openai emulator: OpenAI's API over generated data (seed {settings.seed}): the Assistants "
+        "family (run steps, runs, messages, assistants, threads) and responses, conversations and stored "
+        "chat completions",
         "To use it (duckdb-openai, the openai SDK):",
         f"  export OPENAI_BASE_URL={base_url}",
         f"  {key}",

@@ -239,7 +239,10 @@ class Emulator:
             self._port = self._start_thread()
         else:
             self._port = self._start_process()
-        self._control = httpx.Client(base_url=self.root_url, timeout=10.0)
+        # The control endpoints need the key when the server requires one, as the API paths do.
+        key = self.settings.api_key
+        headers = {"Authorization": f"Bearer {key}"} if key is not None else None
+        self._control = httpx.Client(base_url=self.root_url, timeout=10.0, headers=headers)
         return self
 
     def stop(self) -> None:
