@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hmac
 import json
 import logging
 import re
