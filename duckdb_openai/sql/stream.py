@@ -116,8 +116,11 @@ class _Producer:
             if outcome is False:
                 return 0
             text = error_text(outcome)
-            # The exception holds the frames it passed through and their callers, this one among them:
-            # dropped now, or that cycle would keep the producer until the garbage collector runs.
+            # Only its text goes on. Its traceback holds the frames it passed through and their callers,
+            # this one among them, often in a cycle (a generator frame holding the exception it raised):
+            # dropped now, so the producer and the pages go when the stream is released, not at the
+            # garbage collector's next pass.
+            outcome.__traceback__ = None
             del outcome
             self.error = ctypes.create_string_buffer(text.encode("utf-8", "replace"))
             return _EIO
