@@ -26,10 +26,10 @@ Reading: one key combination streams page by page (`Client.read`), so `LIMIT 5` 
 page. Several combinations are fetched concurrently (`Client.fan_out`), a window of `max_concurrency`
 at a time, in the order of the IN lists. Only the asked columns are returned.
 
-Errors read as one line either way: the first page's error is raised by `stream()` ("exporting a stream
-from the object registered as '...' failed: FetchError: ..."), and a later page's error, raised while
-DuckDB pulls, is the stream's own error text ("reading the stream registered as '...' failed:
-FetchError: ..."), without the Python traceback pyarrow's stream would add (`sql/stream.py`).
+Errors read alike on any page: the first page's error is raised by `stream()` ("exporting a stream from
+the object registered as '...' failed: FetchError: ..."), and a later page's error, raised while DuckDB
+pulls, is the stream's own error text ("reading the stream registered as '...' failed: FetchError:
+..."), without the Python traceback pyarrow's stream would add (`sql/stream.py`).
 
 LIMIT and DuckDB's threads: a LIMIT directly over the scan pulls exactly one batch. A LIMIT above a
 filter DuckDB applies itself (`... AND status = 'completed' LIMIT 5`) runs on all of DuckDB's threads,

@@ -1,4 +1,4 @@
-"""An Arrow C stream of Python batches whose failure reads as one line: the error's class and message.
+"""An Arrow C stream of Python batches whose failure reads as the error's class and message, nothing more.
 
 DuckDB reads a catalog table through an Arrow C stream (`ArrowArrayStream`) and, when a pull fails,
 reports `reading the stream registered as '...' failed: ` followed by the stream's `get_last_error()`.
