@@ -7,14 +7,15 @@ showed it and served by a ScriptedServer, so it runs fast and without Prism.
   with a fraction is still an error (tests/test_hostile_pages.py).
 - An error after the first page of a catalog table (`openai.chat.completions`) reached SQL as
   "Unknown error: ... Detail: Python exception: Traceback ...": pyarrow's batch reader attaches the
-  traceback to any exception raised while DuckDB pulls a later batch. The error's own line now leads with
-  its class ("Invalid: ResponseFormatError: ..."); the traceback in the detail is not fixed (sql/catalog.py
-  and client.py stream the pages), and that test is an expected failure until it is.
+  traceback to any exception raised while DuckDB pulls a later batch. The catalog now streams through
+  its own Arrow C stream (sql/stream.py), whose error is one line: "failed: FetchError: ...:
+  ResponseFormatError: ..." (tests/test_stream.py holds the other pages, thread counts and interrupts).
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 import duckdb
@@ -93,11 +94,6 @@ def test_a_response_time_that_is_no_time_is_a_response_format_error(created_at: 
     assert "Traceback" not in message and KEY not in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an error after a catalog table's first page reaches SQL with a Python traceback in pyarrow's "
-    "detail (sql/catalog.py / client.py stream the pages; see the module docstring)",
-)
 def test_an_error_after_the_first_page_of_a_catalog_table_is_a_clear_package_error() -> None:
     script = [
         (200, listing([completion(1), completion(2)], has_more=True)),
@@ -111,8 +107,9 @@ def test_an_error_after_the_first_page_of_a_catalog_table_is_a_clear_package_err
     assert "ResponseFormatError" in message and "Traceback" not in message, message
 
 
-def test_an_error_after_the_first_page_of_a_catalog_table_names_its_class_before_the_detail() -> None:
-    """Until pyarrow's traceback can be left out (the xfail above), the error's own line says what it is."""
+def test_an_error_after_the_first_page_of_a_catalog_table_is_one_line_naming_its_class() -> None:
+    """DuckDB's words, then the package error as DuckDB words one raised by the source itself: no code
+    in front ("Invalid: "), no detail behind ("Detail: Python exception: Traceback ...")."""
     script = [
         (200, listing([completion(1), completion(2)], has_more=True)),
         (200, listing([], has_more=True)),
@@ -121,6 +118,11 @@ def test_an_error_after_the_first_page_of_a_catalog_table_names_its_class_before
         con, registration = connect(server.base_url)
         message = error_of(con, "SELECT id FROM openai.chat.completions")
         registration.close()
-    first_line = message.split(". Detail:", 1)[0]
-    assert "ResponseFormatError: the API said has_more=true but gave no rows" in first_line, message
-    assert KEY not in message
+    hidden = "openai.chat.completions source (needs duckdb_openai.register on this connection or cursor)"
+    assert re.fullmatch(
+        f"Invalid Input Error: reading the stream registered as '{re.escape(hidden)}' failed: "
+        "FetchError: chat_completions failed for the whole list: ResponseFormatError: the API said "
+        r"has_more=true but gave no rows or no last_id \(after='chatcmpl-2'\); [^\n]*",
+        message,
+    ), message
+    assert "Detail" not in message and KEY not in message

@@ -26,6 +26,11 @@ Reading: one key combination streams page by page (`Client.read`), so `LIMIT 5` 
 page. Several combinations are fetched concurrently (`Client.fan_out`), a window of `max_concurrency`
 at a time, in the order of the IN lists. Only the asked columns are returned.
 
+Errors read alike on any page: the first page's error is raised by `stream()` ("exporting a stream from
+the object registered as '...' failed: FetchError: ..."), and a later page's error, raised while DuckDB
+pulls, is the stream's own error text ("reading the stream registered as '...' failed: FetchError:
+..."), without the Python traceback pyarrow's stream would add (`sql/stream.py`).
+
 LIMIT and DuckDB's threads: a LIMIT directly over the scan pulls exactly one batch. A LIMIT above a
 filter DuckDB applies itself (`... AND status = 'completed' LIMIT 5`) runs on all of DuckDB's threads,
 and each thread pulls batches until it alone holds the LIMIT's rows, so a stream of whole pages would
@@ -60,10 +65,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from duckdb_openai.client import Client
-from duckdb_openai.errors import ConfigurationError, DuckDBOpenAIError
+from duckdb_openai.errors import ConfigurationError
 from duckdb_openai.resources import RESOURCES
 from duckdb_openai.resources.base import Request, Resource
 from duckdb_openai.sql.pushdown import ColumnKind, Constraint, intersect, row_mask, translate
+from duckdb_openai.sql.stream import arrow_stream
 
 __all__ = [
     "CATALOG",
@@ -129,7 +135,7 @@ class ResourceSource:
     """
 
     #: The protocol's attributes: the schema never changes, the scan may be read any number of times,
-    #: and pulls need not hold the GIL (the page generator takes it itself).
+    #: and pulls need not hold the GIL (the stream's callbacks take it themselves).
     schema_is_stable = True
     one_shot = False
     pull_under_gil = False
@@ -165,7 +171,8 @@ class ResourceSource:
         """A stream of the rows the accepted `filters` select, holding exactly `columns` in order.
 
         Missing keys and malformed ids raise here, and so does the first response's error, so DuckDB
-        reports them without a traceback; the first batch is fetched now, the rest as DuckDB pulls.
+        reports them without a traceback; the first batch is fetched now, the rest as DuckDB pulls, through
+        a stream (`arrow_stream`) whose error is as clean.
         """
         schema = self.resource.schema
         chosen = list(range(len(schema))) if columns is None else list(columns)
@@ -173,9 +180,9 @@ class ResourceSource:
         narrowed = pa.schema([schema.field(i) for i in chosen])
         batches = self._checked(plan, self._batches(plan))
         first = next(batches, None)
-        ahead = batches if first is None else itertools.chain([first], _named(batches))
+        ahead = batches if first is None else itertools.chain([first], batches)
         projected = (b.select(chosen) for b in ahead)
-        return pa.RecordBatchReader.from_batches(narrowed, projected).__arrow_c_stream__(), True
+        return arrow_stream(narrowed, projected), True
 
     # -- planning ---------------------------------------------------------------------------------------
 
@@ -308,19 +315,6 @@ class ResourceSource:
             for table in tables:
                 if table is not None:
                     yield from table.to_batches()
-
-
-def _named(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """`batches`, a package error raised among them led by its class name.
-
-    An error after the first batch reaches DuckDB through pyarrow's stream, which reports any other
-    exception as an 'Unknown error' without its class and appends a Python traceback; an ArrowInvalid
-    keeps its text in front ('Invalid: ResponseFormatError: ...'). The traceback stays in the detail:
-    pyarrow adds it to every exception a Python stream raises (tests/test_prism_findings.py)."""
-    try:
-        yield from batches
-    except DuckDBOpenAIError as exc:
-        raise pa.ArrowInvalid(f"{type(exc).__name__}: {exc}") from None
 
 
 def _product(choices: dict[str, tuple[object, ...]]) -> list[dict[str, object]]:
