@@ -10,8 +10,8 @@ needed, and never sent there):
 - `costs(start, group_by := ['project_id', 'line_item'])`: one row per day, project and line item, the
   amount an exact DECIMAL. The model is the line item's text before ', ': a completions line item reads
   '<model>, input', '<model>, cached input' or '<model>, output' (the emulator's do; see yours with
-  `SELECT DISTINCT line_item FROM costs(...)`); one that names no model ('Vector store storage', 'Web
-  search tool calls') is shown whole in the model column.
+  `SELECT DISTINCT line_item FROM costs(now() - INTERVAL 7 DAY, group_by := ['line_item'])`); one that
+  names no model ('Vector store storage', 'Web search tool calls') is shown whole in the model column.
 - `usage_completions(start, group_by := ['project_id', 'model'])`: requests and tokens per day, project
   and model, joined to the costs on all three.
 - `projects(include_archived := true)`: the projects' names (an archived project's past spend counts).
