@@ -1,7 +1,8 @@
 """What every example shares: a DuckDB connection with run_steps registered and the user's run log loaded.
 
 Each example runs against a real API (key and base URL from OPENAI_API_KEY / OPENAI_BASE_URL, the run
-log from a CSV) or, with ``--emulator``, against the bundled emulator and its own run manifest:
+log from a CSV; the organization's admin key from OPENAI_ADMIN_KEY) or, with ``--emulator``, against the
+bundled emulator and its own run manifest:
 
     python examples/tokens_by_tool.py --emulator
     OPENAI_API_KEY=... OPENAI_BASE_URL=... python examples/tokens_by_tool.py runs.csv
@@ -22,6 +23,7 @@ import duckdb_openai
 
 __all__ = [
     "CALL_LOG",
+    "EMULATOR_ADMIN_KEY",
     "EMULATOR_SEED",
     "RUN_LOG",
     "STEPS",
@@ -38,6 +40,9 @@ __all__ = [
 
 #: The seed of the emulator `--emulator` starts: every example sees the same data.
 EMULATOR_SEED = 7
+#: The admin key the emulator is started with when an example reads the organization's endpoints (usage,
+#: costs, projects): they accept it alone, and every other endpoint refuses it, as the API does.
+EMULATOR_ADMIN_KEY = "sk-admin-example"
 
 #: The columns the examples read from a run log (one row per Assistants run); others are kept.
 RUN_LOG = ("thread_id", "run_id", "customer")
@@ -119,11 +124,15 @@ class Logs:
 
 
 @contextlib.contextmanager
-def connect(emulator: bool) -> Iterator[tuple[duckdb.DuckDBPyConnection, Logs | None]]:
+def connect(
+    emulator: bool, *, admin: bool = False, now: int | None = None
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, Logs | None]]:
     """A connection with the package registered, and the emulator's logs when it runs on the emulator.
 
-    With ``emulator=False`` the key and base URL come from the environment and the logs are the user's
-    (None here: each example takes their paths from its command line).
+    With ``emulator=False`` the keys and base URL come from the environment and the logs are the user's
+    (None here: each example takes their paths from its command line). On the emulator, ``admin=True``
+    gives it an admin key (EMULATOR_ADMIN_KEY) for the organization's endpoints, and ``now`` (Unix
+    seconds) sets the organization's clock: its usage and costs stop there (None: the real clock).
     """
     with contextlib.ExitStack() as stack:
         con = duckdb.connect()
@@ -133,16 +142,20 @@ def connect(emulator: bool) -> Iterator[tuple[duckdb.DuckDBPyConnection, Logs | 
             from duckdb_openai.emulator import Emulator
             from duckdb_openai.emulator.successors import Successors
 
-            emu = stack.enter_context(Emulator(seed=EMULATOR_SEED))
+            admin_key = EMULATOR_ADMIN_KEY if admin else None
+            emu = stack.enter_context(Emulator(seed=EMULATOR_SEED, admin_key=admin_key, now=now))
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             # The emulator serves the Responses-era population of its own seed beside the runs.
             logs = Logs(
                 runs=emu.dataset.write_manifest(scratch / "runs.csv"),
                 calls=Successors(EMULATOR_SEED).write_manifest(scratch / "calls.csv"),
             )
-            duckdb_openai.register(con, api_key="sk-example", base_url=emu.base_url, progress=False)
+            duckdb_openai.register(
+                con, api_key="sk-example", admin_key=admin_key, base_url=emu.base_url, progress=False
+            )
         else:
-            duckdb_openai.register(con)  # OPENAI_API_KEY, OPENAI_BASE_URL, ... from the environment
+            # OPENAI_API_KEY, OPENAI_ADMIN_KEY, OPENAI_BASE_URL, ... from the environment
+            duckdb_openai.register(con)
         yield con, logs
 
 

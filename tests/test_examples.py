@@ -7,13 +7,17 @@ with the same figures computed in Python from the emulator's data; each script a
 from __future__ import annotations
 
 import ast
+import csv
+import datetime as dt
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,7 +29,7 @@ import polars as pl
 import pytest
 
 import duckdb_openai
-from duckdb_openai.emulator import DatasetConfig, Emulator
+from duckdb_openai.emulator import DatasetConfig, Emulator, Organization
 from duckdb_openai.emulator.family import Family
 from duckdb_openai.emulator.successors import Successors
 from tests.helpers import KEY, connect
@@ -513,6 +517,339 @@ def test_migration_check(
     assert sum(v[3] for v in want_a.values()) > 0 and sum(v[3] for v in want_r.values()) > 0
 
 
+# -- the organization's ledger: spend per project and model, and the usage reconciliation --------------------
+
+ADMIN = "sk-admin-examples-0123456789SECRET"
+DAY = 86_400
+MEASURES = {
+    "requests": "num_model_requests",
+    "input_tokens": "input_tokens",
+    "cached_tokens": "input_cached_tokens",
+    "output_tokens": "output_tokens",
+}
+
+
+@pytest.fixture(scope="module")
+def org_emu() -> Iterator[Emulator]:
+    """The organization `spend.py --emulator` reads: seed 7, its clock at the script's EMULATOR_NOW."""
+    with Emulator(seed=7, api_key=KEY, admin_key=ADMIN, now=example("spend").EMULATOR_NOW) as server:
+        yield server
+
+
+def utc_day(seconds: int) -> dt.date:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).date()
+
+
+def money(value: float) -> Decimal:
+    """An amount as the API's JSON writes it, read as the decimal it is (never summed as a float)."""
+    return Decimal(str(value))
+
+
+def cents(value: Decimal | None) -> str:
+    """How DuckDB shows `round(value, 2)` of a positive DECIMAL; NULL for None."""
+    return "NULL" if value is None else str(value.quantize(Decimal("0.01"), ROUND_HALF_UP))
+
+
+def box_tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
+    """The tables DuckDB's `show()` printed in `text`: each one's column names and rows, as text."""
+    tables = []
+    rows: list[list[str]] | None = None
+    for line in text.splitlines():
+        if line.startswith("┌"):
+            rows = []
+        elif line.startswith("└") and rows is not None:
+            tables.append((rows[0], rows[2:]))  # rows[1] holds the column types
+            rows = None
+        elif line.startswith("│") and rows is not None:
+            rows.append([cell.strip() for cell in line.strip().strip("│").split("│")])
+    return tables
+
+
+SpendPerModel = dict[tuple[str, str], tuple[Any, ...]]
+
+
+def spend_truth(
+    org: Organization, start: int
+) -> tuple[dict[tuple[dt.date, str], Decimal], SpendPerModel, list[dt.date]]:
+    """From the emulator's own buckets since `start`: spend per whole day and project (by name); per
+    project and model (the line item's text before ', ') its days, requests, input, cached and output
+    tokens and spend; and the days not over at the organization's `now`."""
+    now = org.now()
+    names = {p["id"]: p["name"] for p in org.projects()}
+    partial: set[dt.date] = set()
+    per_day: dict[tuple[dt.date, str], Decimal] = {}
+    for bucket in org.costs(start, group_by=["project_id"]):
+        day = utc_day(bucket["start_time"])
+        if bucket["end_time"] > now:
+            partial.add(day)
+            continue
+        for result in bucket["results"]:
+            per_day[(day, names[result["project_id"]])] = money(result["amount"]["value"])
+    days: defaultdict[tuple[str, str], set[int]] = defaultdict(set)
+    spent: defaultdict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for bucket in org.costs(start, group_by=["project_id", "line_item"]):
+        if bucket["end_time"] <= now:
+            for result in bucket["results"]:
+                key = (names[result["project_id"]], result["line_item"].split(", ")[0])
+                days[key].add(bucket["start_time"])
+                spent[key] += money(result["amount"]["value"])
+    tokens: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for bucket in org.usage("completions", start, group_by=["project_id", "model"]):
+        if bucket["end_time"] > now:
+            partial.add(utc_day(bucket["start_time"]))
+            continue
+        for result in bucket["results"]:
+            key = (names[result["project_id"]], result["model"])
+            days[key].add(bucket["start_time"])
+            for i, name in enumerate(MEASURES.values()):
+                tokens[key][i] += result[name]
+    per_model = {
+        key: (len(seen), *tokens.get(key, [None] * 4), spent.get(key, Decimal(0)))
+        for key, seen in days.items()
+    }
+    return per_day, per_model, sorted(partial)
+
+
+def test_spend(org_emu: Emulator) -> None:
+    module = example("spend")
+    start = module.start_of(7, module.EMULATOR_NOW)
+    assert start == dt.datetime(2025, 3, 13, tzinfo=dt.UTC)
+    per_day, per_model, partial = spend_truth(org_emu.organization, int(start.timestamp()))
+    org_emu.reset()
+    connection, registration = connect(org_emu.base_url, admin_key=ADMIN)
+    try:
+        module.load(connection, start)
+        got = {(r[0], r[1]): r[2] for r in module.per_day_and_project(connection).fetchall()}
+        assert got == per_day  # exact decimals, to the last of the API's digits
+        assert {day for day, _ in got} == {dt.date(2025, 3, 13) + dt.timedelta(days=i) for i in range(7)}
+        assert module.partial_days(connection) == partial == [dt.date(2025, 3, 20)]
+        rows = module.per_project_and_model(connection).fetchall()
+        assert {(r[0], r[1]): tuple(r[2:]) for r in rows} == per_model and len(rows) == len(per_model)
+    finally:
+        registration.close()
+        connection.close()
+    # Completions models carry their tokens; line items of no completions model (storage, tool calls,
+    # embeddings, images) their spend alone.
+    assert any(v[1] for v in per_model.values()) and any(v[1] is None and v[5] for v in per_model.values())
+    # Eight days of costs and of usage are one request each (a page holds 180 and 31 buckets).
+    by = org_emu.stats()["by_endpoint"]
+    assert sum(by["organization.costs"].values()) == 1
+    assert sum(by["organization.usage.completions"].values()) == 1
+    assert sum(by["organization.projects.list"].values()) == 1
+
+
+def test_spend_runs_offline_with_emulator(org_emu: Emulator, tmp_path: Path) -> None:
+    module = example("spend")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    output = tmp_path / "spend.csv"
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "spend.py"), "--emulator", "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:2] == [
+        "Spend per day and project (USD), 7 whole days from 2025-03-13 to 2025-03-19",
+        "(left out, not over yet by the server's clock: 2025-03-20)",
+    ]
+    start = int(module.start_of(7, module.EMULATOR_NOW).timestamp())
+    per_day, per_model, _ = spend_truth(org_emu.organization, start)
+
+    (names, wide), (columns, by_model) = box_tables(done.stdout)
+    projects = sorted({project for _, project in per_day})
+    assert names == ["day", *projects, "total"] and len(projects) == 5  # the archived project spent nothing
+    assert [row[0] for row in wide] == sorted({str(day) for day, _ in per_day})
+    for row in wide:
+        day = dt.date.fromisoformat(row[0])
+        spent = [per_day.get((day, project)) for project in projects]
+        assert row[1:] == [cents(v) for v in spent] + [
+            cents(sum((v or Decimal(0) for v in spent), Decimal(0)))
+        ]
+
+    assert columns == ["project", "model", "days", "requests", "input_tokens", "cached_tokens",
+                       "output_tokens", "cost_usd"]  # fmt: skip
+    assert {(r[0], r[1]): r[2:] for r in by_model} == {
+        key: [*("NULL" if v is None else str(v) for v in values[:5]), cents(values[5])]
+        for key, values in per_model.items()
+    }
+    assert lines[-1] == f"wrote every day, project and model to {output}"
+
+    # The file holds every whole day, project and model, the amounts exact.
+    with output.open(newline="") as handle:
+        written = list(csv.DictReader(handle))
+    per_day_written: defaultdict[tuple[dt.date, str], Decimal] = defaultdict(Decimal)
+    for row in written:
+        per_day_written[(dt.date.fromisoformat(row["day"]), row["project"])] += Decimal(row["cost_usd"])
+    assert per_day_written == per_day
+    assert sum(int(r["requests"] or 0) for r in written) == sum(v[1] or 0 for v in per_model.values()) > 0
+
+
+def reconcile_truth(
+    org: Organization, projects: list[str] | None = None
+) -> tuple[dict[tuple[dt.date, str, str], int], dict[tuple[dt.date, str, str], int]]:
+    """Per UTC day, model and measure: the completions usage the emulator reports (of `projects` only,
+    when given) over the days its stored calls span, and the same sums from every stored response and
+    chat completion's own JSON, each one request."""
+    population = org.successors.population
+    stored: defaultdict[tuple[dt.date, str, str], int] = defaultdict(int)
+
+    def add(created: int, model: str, *values: int) -> None:
+        for measure, value in zip(MEASURES, (1, *values), strict=True):
+            stored[(utc_day(created), model, measure)] += value
+
+    for body in (json.loads(b) for b in population.responses.values()):
+        usage = body["usage"]
+        cached = usage["input_tokens_details"]["cached_tokens"]
+        add(body["created_at"], body["model"], usage["input_tokens"], cached, usage["output_tokens"])
+    for chat in population.chat_objects:
+        usage = chat["usage"]
+        cached = usage["prompt_tokens_details"]["cached_tokens"]
+        add(chat["created"], chat["model"], usage["prompt_tokens"], cached, usage["completion_tokens"])
+    days = sorted({day for day, _, _ in stored})
+    start = int(dt.datetime.combine(days[0], dt.time(), dt.UTC).timestamp())
+    end = int(dt.datetime.combine(days[-1], dt.time(), dt.UTC).timestamp()) + DAY
+    only = {} if projects is None else {"project_ids": projects}
+    usage_sums: defaultdict[tuple[dt.date, str, str], int] = defaultdict(int)
+    for bucket in org.usage("completions", start, end, group_by=["model"], **only):
+        for result in bucket["results"]:
+            for measure, name in MEASURES.items():
+                usage_sums[(utc_day(bucket["start_time"]), result["model"], measure)] += result[name]
+    return dict(usage_sums), dict(stored)
+
+
+def reconciliation_rows(connection: Any) -> dict[tuple[dt.date, str, str], tuple[int, int, int]]:
+    rows = connection.sql("SELECT day, model, measure, usage, stored, difference FROM reconciliation")
+    return {(r[0], r[1], r[2]): tuple(r[3:]) for r in rows.fetchall()}
+
+
+def test_reconcile_usage(emu: Emulator, tmp_path: Path) -> None:
+    module = example("reconcile_usage")
+    org = emu.organization
+    log = org.successors.write_manifest(tmp_path / "calls.csv")
+    usage, stored = reconcile_truth(org)
+    # The emulator's usage is its stored calls', to the token: the sums agree, and are not all zero.
+    assert usage == stored and all(sum(v for k, v in stored.items() if k[2] == m) > 0 for m in MEASURES)
+    connection, registration = connect(emu.base_url, admin_key=ADMIN)
+    try:
+        module.load(connection, str(log))
+        got = reconciliation_rows(connection)
+        assert got == {key: (usage[key], stored[key], 0) for key in stored}
+        assert module.differences(connection).fetchall() == []
+        totals: defaultdict[tuple[str, str], list[Any]] = defaultdict(lambda: [set(), 0, 0, 0])
+        for (day, model, measure), value in stored.items():
+            row = totals[(model, measure)]
+            row[0].add(day)
+            row[1] += usage[(day, model, measure)]
+            row[2] += value
+        assert {(r[0], r[1]): r[2:] for r in module.per_model(connection).fetchall()} == {
+            key: (len(days), used, kept, used - kept) for key, (days, used, kept, _) in totals.items()
+        }
+    finally:
+        registration.close()
+        connection.close()
+
+
+def test_reconcile_usage_of_some_projects_shows_the_calls_they_did_not_make(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    """Usage of the projects serving responses only: the stored chat completions (billed to other
+    projects) are then in your calls and not in the usage, and each difference is minus theirs."""
+    module = example("reconcile_usage")
+    org = emu.organization
+    log = org.successors.write_manifest(tmp_path / "calls.csv")
+    projects = sorted({org.attribution(info.response_id).project_id for info in org.successors.infos})
+    usage, stored = reconcile_truth(org, projects)
+    connection, registration = connect(emu.base_url, admin_key=ADMIN)
+    try:
+        module.load(connection, str(log), projects)
+        got = reconciliation_rows(connection)
+        differing = {r[:4]: r[4:] for r in module.differences(connection).fetchall()}
+    finally:
+        registration.close()
+        connection.close()
+    want = {key: (usage.get(key, 0), kept, usage.get(key, 0) - kept) for key, kept in stored.items()}
+    assert got == want
+    # A day and model with chat completions but no response has no usage row at all: it still counts.
+    assert any(key not in usage and value for key, value in stored.items())
+    assert {
+        (day, model, measure): (u, s, d) for (day, model, _, measure), (u, s, d) in differing.items()
+    } == {key: value for key, value in want.items() if value[2]}
+    chats = sum(1 for _ in org.successors.population.chat_objects)
+    assert -sum(d for (_, _, measure), (_, _, d) in want.items() if measure == "requests") == chats
+
+
+def test_reconcile_usage_runs_offline_with_emulator(emulator: Emulator, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "reconcile_usage.py"), "--emulator"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    usage, stored = reconcile_truth(emulator.organization)  # the seed `--emulator` serves, on the real clock
+    lines = done.stdout.splitlines()
+    assert (
+        lines[0]
+        == "Completions usage beside your stored calls, per model, 2024-10-01 to 2025-03-29 (UTC days)"
+    )
+    pairs = {(day, model) for day, model, _ in stored}
+    assert lines[-1] == f"Every difference is 0: {len(pairs)} (day, model) rows, four measures each."
+    [(columns, rows)] = box_tables(done.stdout)
+    assert columns == ["model", "measure", "days", "usage", "stored", "difference"]
+    want: dict[tuple[str, str], list[str]] = {}
+    for model in sorted({model for _, model in pairs}):
+        for measure in MEASURES:
+            used = sum(v for (_, m, k), v in usage.items() if (m, k) == (model, measure))
+            kept = sum(v for (_, m, k), v in stored.items() if (m, k) == (model, measure))
+            days = sum(1 for _, m in pairs if m == model)
+            want[(model, measure)] = [str(days), str(used), str(kept), str(used - kept)]
+    assert [(r[0], r[1]) for r in rows] == list(want) and {(r[0], r[1]): r[2:] for r in rows} == want
+    assert all(int(v[1]) > 0 for v in want.values())
+
+
+def test_ledger_scripts_read_the_admin_key_from_the_environment(emu: Emulator, tmp_path: Path) -> None:
+    """Against a base URL: spend.py needs the admin key alone, reconcile_usage.py both keys; neither
+    key is ever printed."""
+    log = emu.organization.successors.write_manifest(tmp_path / "calls.csv")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env.update(OPENAI_ADMIN_KEY=ADMIN, OPENAI_BASE_URL=emu.base_url)
+    # Enough days to reach back before the population began, whatever today is.
+    days = (dt.datetime.now(dt.UTC).date() - dt.date(2024, 10, 1)).days + 2
+    first, last = utc_day(emu.organization.first_day), utc_day(emu.organization.last_day)
+    spend = subprocess.run(
+        [sys.executable, str(EXAMPLES / "spend.py"), "--days", str(days)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert spend.returncode == 0, spend.stderr
+    count = (last - first).days + 1
+    assert spend.stdout.startswith(
+        f"Spend per day and project (USD), {count} whole days from {first} to {last}\n"
+    )
+    reconcile = subprocess.run(
+        [sys.executable, str(EXAMPLES / "reconcile_usage.py"), str(log)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "OPENAI_API_KEY": KEY},
+        cwd=tmp_path,
+    )
+    assert reconcile.returncode == 0, reconcile.stderr
+    assert "Every difference is 0: " in reconcile.stdout
+    for done in (spend, reconcile):
+        assert ADMIN not in done.stdout + done.stderr and KEY not in done.stdout + done.stderr
+
+
 SCRIPTS = [
     "quickstart.py",
     "tokens_by_tool.py",
@@ -522,6 +859,8 @@ SCRIPTS = [
     "cost_per_model.py",
     "after_failed_tool_calls.py",
     "migration_check.py",
+    "spend.py",
+    "reconcile_usage.py",
 ]
 
 
@@ -776,7 +1115,35 @@ def test_the_notebook_runs_top_to_bottom(tmp_path: Path) -> None:
     assert outputs["responses-totals"][0]["data"]["text/plain"] == repr(
         (len(bodies), sum(b["usage"]["total_tokens"] for b in bodies))
     )
+    # The organization's ledger: spend from the emulator's cost buckets, usage from its stored calls.
+    org = Organization(7)  # the notebook's emulator: seed 7, on the real clock
+    names = {p["id"]: p["name"] for p in org.projects()}
+    march = int(dt.datetime(2025, 3, 1, tzinfo=dt.UTC).timestamp())
+    lines: set[tuple[dt.date, str, str]] = set()
+    spent = Decimal(0)
+    for bucket in org.costs(march, march + 7 * DAY, group_by=["project_id", "line_item"]):
+        for result in bucket["results"]:
+            name, model = names[result["project_id"]], result["line_item"].split(", ")[0]
+            lines.add((utc_day(bucket["start_time"]), name, model))
+            spent += money(result["amount"]["value"])
+    text = outputs["spend-totals"][0]["data"]["text/plain"]
+    found = re.fullmatch(r"\((\d+), (\d+), Decimal\('([0-9.]+)'\)\)", text)
+    assert found is not None, text
+    assert (int(found[1]), int(found[2]), Decimal(found[3])) == (7, len(lines), spent) and spent > 0
+    usage, stored = reconcile_truth(org)
+    assert usage == stored
+    differing, requests, input_tokens = ast.literal_eval(
+        outputs["reconciled-totals"][0]["data"]["text/plain"]
+    )
+    assert (differing, requests, input_tokens) == (
+        0,
+        sum(v for (_, _, m), v in usage.items() if m == "requests"),
+        sum(v for (_, _, m), v in usage.items() if m == "input_tokens"),
+    )
+    assert requests == len(population.responses) + len(population.chat_objects)
+
     kinds = [output.get("output_type") for cell in notebook.cells for output in cell.get("outputs", [])]
     assert "error" not in kinds
+    assert list(tmp_path.iterdir()) == []  # the logs the emulator wrote are removed in the last cell
     images = [o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) == 1  # the latency chart

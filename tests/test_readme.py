@@ -6,8 +6,11 @@ here; the expected figures are computed in Python from the emulator's dataset, n
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections import defaultdict
+from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -353,3 +356,97 @@ def test_every_option_of_the_emulator_is_in_the_readme() -> None:
         if action.default not in (None, False, True) and action.dest != "api_key":
             assert f"`{action.default}`" == rows[option], option
     assert f"${API_KEY_ENV}" in rows["--api-key"]
+
+
+# -- the organization's ledger -------------------------------------------------------------------------------
+
+ADMIN = "sk-admin-readme-0123456789SECRET"
+
+
+@pytest.fixture(scope="module")
+def org_emu() -> Iterator[Emulator]:
+    """The README's organization: the emulator of seed 7 with an admin key, on the real clock (so every one
+    of its 180 days is over)."""
+    with Emulator(seed=7, api_key=KEY, admin_key=ADMIN) as server:
+        yield server
+
+
+@pytest.fixture
+def ledger(org_emu: Emulator) -> Iterator[Any]:
+    """A connection with both keys, in a zone behind UTC (its midnight is the previous UTC day's evening):
+    each block must set the zone it needs."""
+    org_emu.reset()
+    con, registration = connect(org_emu.base_url, admin_key=ADMIN)
+    con.execute("SET TimeZone = 'America/Los_Angeles'")
+    yield con
+    registration.close()
+    con.close()
+
+
+def unix(day: str) -> int:
+    return int(dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp())
+
+
+def utc_day(seconds: int) -> dt.date:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).date()
+
+
+def asked(emu: Emulator, endpoint: str) -> list[dict[str, list[str]]]:
+    return [r["query"] for r in emu.requests() if r["endpoint"] == endpoint]
+
+
+def test_spend_per_project_name_and_model_per_day(org_emu: Emulator, ledger: Any) -> None:
+    org = org_emu.organization
+    sql = block("sql", "FROM openai.organization.costs c JOIN projects(")
+    got = ledger.execute(sql).fetchall()
+    names = {p["id"]: p["name"] for p in org.projects()}
+    want: defaultdict[tuple[dt.date, str, str], Decimal] = defaultdict(Decimal)
+    for bucket in org.costs(unix("2025-03-01"), unix("2025-03-08"), group_by=["project_id", "line_item"]):
+        for result in bucket["results"]:
+            key = (
+                utc_day(bucket["start_time"]),
+                names[result["project_id"]],
+                result["line_item"].split(", ")[0],
+            )
+            want[key] += Decimal(str(result["amount"]["value"]))
+    assert {r[:3]: r[3] for r in got} == want and len(got) == len(want)
+    assert [r[:2] for r in got] == sorted(r[:2] for r in got)
+    assert {day for day, _, _ in want} == {dt.date(2025, 3, d) for d in range(1, 8)}
+    # As the README says: one request for the costs, grouped by what the query reads, one for the projects.
+    [costs] = asked(org_emu, "organization.costs")
+    assert costs["group_by"] == ["project_id", "line_item"] and costs["end_time"] == [str(unix("2025-03-08"))]
+    assert len(asked(org_emu, "organization.projects.list")) == 1
+
+
+def test_tokens_per_model_and_day(org_emu: Emulator, ledger: Any) -> None:
+    sql = block("sql", "sum(input_cached_tokens) AS cached_tokens")
+    got = {(r[0], r[1]): r[2:] for r in ledger.execute(sql).fetchall()}
+    buckets = org_emu.organization.usage(
+        "completions", unix("2024-10-01"), unix("2025-03-30"), group_by=["model"]
+    )
+    want = {
+        (utc_day(b["start_time"]), r["model"]): (
+            r["num_model_requests"], r["input_tokens"], r["input_cached_tokens"], r["output_tokens"],
+        )
+        for b in buckets
+        for r in b["results"]
+    }  # fmt: skip
+    assert got == want and len({day for day, _ in got}) == 180
+    queries = asked(org_emu, "organization.usage.completions")
+    assert len(queries) == 6 and all(q["group_by"] == ["model"] for q in queries)  # 180 days, 31 a page
+
+
+def test_failed_sign_ins_from_the_audit_log(org_emu: Emulator, ledger: Any) -> None:
+    sql = block("sql", "FROM openai.organization.audit_logs")
+    got = ledger.execute(sql).fetchall()
+    failures: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
+    for event in org_emu.organization.events():
+        if event["type"] == "login.failed" and event["effective_at"] >= unix("2024-10-01"):
+            email = event["actor"]["session"]["user"]["email"]
+            failures[(email, event["login.failed"]["error_code"])].append(event["effective_at"])
+    want = {key: (len(times), max(times)) for key, times in failures.items()}
+    assert {r[:2]: (r[2], int(r[3].timestamp())) for r in got} == want and len(got) == len(want) > 3
+    assert [(-r[2], r[0]) for r in got] == sorted((-r[2], r[0]) for r in got)
+    [query] = asked(org_emu, "organization.audit_logs")
+    assert query["event_types[]"] == ["login.failed"]
+    assert query["effective_at[gte]"] == [str(unix("2024-10-01"))]
