@@ -28,13 +28,12 @@ import argparse
 import datetime as dt
 
 import duckdb
-from _session import connect
+from _session import connect, load_log
 
 #: Your side: one row per stored model call (a logged response or a stored chat completion), with its
 #: UTC day, model and tokens.
 STORED = (
     "SET TimeZone = 'UTC'",
-    "CREATE OR REPLACE TABLE my_calls AS SELECT * FROM read_csv($log)",
     """
     CREATE OR REPLACE TABLE stored_calls AS
     SELECT r.created_at::DATE AS day, r.model, 'response' AS kind,
@@ -121,8 +120,9 @@ FROM reconciliation
 def load(con: duckdb.DuckDBPyConnection, log: str, projects: list[str] | None = None) -> None:
     """Your calls from the log and the stored chat completions, the usage over the days they span, and
     the reconciliation of the two (`reconciliation`)."""
+    load_log(con, "my_calls", log, ("response_id",))  # one clear line if the column is missing
     for statement in STORED:
-        con.execute(statement, {"log": log} if "$log" in statement else None)
+        con.execute(statement)
     [(first, last)] = con.execute("SELECT min(day), max(day) FROM stored_calls").fetchall()
     if first is None:
         raise SystemExit("no stored calls: the log is empty and there are no stored chat completions")
