@@ -74,6 +74,8 @@ from duckdb_openai.resources.run_steps import RUN_STEPS, RUN_STEPS_SCHEMA
 from duckdb_openai.resources.runs import RUNS, RUNS_SCHEMA
 from duckdb_openai.resources.threads import THREADS, THREADS_SCHEMA
 from duckdb_openai.sql.register import Registration, register
+from duckdb_openai.sync.run import sync
+from duckdb_openai.sync.summary import SyncResult
 
 __all__ = [
     "ASSISTANTS",
@@ -118,6 +120,7 @@ __all__ = [
     "RunFetchError",
     "ServerError",
     "Settings",
+    "SyncResult",
     "__version__",
     "read_assistant",
     "read_assistants",
@@ -136,4 +139,5 @@ __all__ = [
     "read_runs",
     "read_thread",
     "register",
+    "sync",
 ]

@@ -26,11 +26,12 @@ def test_public_surface_is_pinned() -> None:
             "APIConnectionError", "APIError", "APITimeoutError", "AuthenticationError", "BadRequestError",
             "Client", "ConfigurationError", "DuckDBOpenAIError", "FetchError", "InvalidIdError",
             "NotFoundError", "PermissionDeniedError", "RateLimitError", "Registration", "Resource",
-            "ResponseFormatError", "RunFetchError", "ServerError", "Settings", "__version__",
+            "ResponseFormatError", "RunFetchError", "ServerError", "Settings", "SyncResult", "__version__",
             "read_assistant", "read_assistants", "read_message", "read_messages", "read_run",
             "read_run_step", "read_run_steps", "read_runs", "read_thread", "register",
             "read_chat_completion", "read_chat_completion_messages", "read_chat_completions",
             "read_conversation", "read_conversation_items", "read_response", "read_response_input_items",
+            "sync",
         ]
     )  # fmt: skip
     for name in duckdb_openai.__all__:
