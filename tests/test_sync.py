@@ -181,8 +181,10 @@ def test_runs_steps_and_messages_from_a_thread_or_run_log(emu: Emulator, tmp_pat
     assert first.table("messages").requests == len(threads)
 
     emu.reset()
-    second = duckdb_openai.sync(path, tables, log=log, **quick(emu.base_url))
+    # final_after=0: a run the API calls unfinished is read again however long ago it expired.
+    second = duckdb_openai.sync(path, tables, log=log, **quick(emu.base_url, final_after=0))
     unfinished = [s for (s,) in table_rows(path, "runs", ["status"]) if s not in TERMINAL_STATUSES]
+    assert unfinished
     # A run that has not finished is read again (and its steps, and its messages); finished ones never.
     endpoints = by_endpoint(emu)
     assert endpoints.get("runs.retrieve", 0) == len(unfinished)
@@ -192,6 +194,14 @@ def test_runs_steps_and_messages_from_a_thread_or_run_log(emu: Emulator, tmp_pat
     assert second.requests == sum(endpoints.values())
     assert second.rows_written == 0
     assert second.table("runs").counts.unchanged == len(unfinished)
+
+    # By default a run still unfinished a day past its expires_at counts as finished (the emulator's
+    # stalled runs expired in 2024): only the lists after their cursors are asked.
+    emu.reset()
+    third = duckdb_openai.sync(path, tables, log=log, **quick(emu.base_url))
+    lists = {"runs.list": len(threads)} if kind == "threads" else {}
+    assert by_endpoint(emu) == lists | {"messages.list": len(threads)}
+    assert third.rows_written == 0
 
 
 def test_since_bounds_the_first_backfill_and_the_rest_arrives_later(emu: Emulator, tmp_path: Path) -> None:

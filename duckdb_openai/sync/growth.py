@@ -48,9 +48,12 @@ __all__ = [
     "CHUNK_IDS",
     "CHUNK_ROWS",
     "Context",
+    "Known",
     "Unit",
     "bucket_start",
+    "finals",
     "gone",
+    "is_final",
     "statuses",
     "sync_unit",
     "units",
@@ -104,6 +107,8 @@ class Context:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     chunk_rows: int = CHUNK_ROWS
     chunk_ids: int = CHUNK_IDS
+    #: Seconds past its expiry after which an unfinished object counts as final (`is_final`).
+    final_after: float = 0.0
 
     # -- requests ----------------------------------------------------------------------------------------
 
@@ -195,16 +200,46 @@ def _floor(moment: datetime, width: timedelta) -> datetime:
     return _EPOCH + steps * width
 
 
-def _status_final(table: SyncTable, status: str | None) -> bool:
-    return status is not None and status in table.terminal
+@dataclass(frozen=True)
+class Known:
+    """A row the target holds: the key of its list (a run's thread), and whether it is final."""
+
+    owner: str | None
+    final: bool
 
 
-def statuses(ctx: Context, table: SyncTable, column: str, values: Sequence[str]) -> dict[str, str | None]:
-    """Each row of `table` whose `column` is one of `values`: its id and its status (None without one)."""
+def is_final(ctx: Context, table: SyncTable, status: str | None, expires: datetime | None) -> bool:
+    """Whether a row is final: its status is terminal, or it expired more than `final_after` ago and
+    the API still calls it unfinished (a run not finished by its `expires_at` expires; the package's
+    cache assumes the same, `Settings.final_after`; 0 turns the assumption off)."""
+    if status is not None and status in table.terminal:
+        return True
+    return (
+        expires is not None and ctx.final_after > 0 and expires < ctx.now - timedelta(seconds=ctx.final_after)
+    )
+
+
+def finals(ctx: Context, table: SyncTable, rows: pa.Table) -> list[bool]:
+    """`is_final` of each row of `rows` (a table of `table`'s columns)."""
+    count = rows.num_rows
+    status = rows.column(table.status).to_pylist() if table.status else [None] * count
+    expires = rows.column(table.expires).to_pylist() if table.expires else [None] * count
+    return [is_final(ctx, table, s, e) for s, e in zip(status, expires, strict=True)]
+
+
+def statuses(ctx: Context, table: SyncTable, column: str, values: Sequence[str]) -> dict[str, Known]:
+    """Each row of `table` whose `column` is one of `values`, by id: its list's key and finality."""
     id_column = table.resource.item_column
-    found = ctx.present(table, [id_column, *([table.status] if table.status else [])], column, values)
-    ids = found.column(0).to_pylist()
-    return dict(zip(ids, found.column(1).to_pylist() if table.status else [None] * len(ids), strict=True))
+    owner = table.resource.keys[0].name if table.resource.keys else None
+    columns = list(dict.fromkeys(c for c in (id_column, owner, table.status, table.expires) if c))
+    found = ctx.present(table, columns, column, values)
+    owners = found.column(owner).to_pylist() if owner else [None] * found.num_rows
+    return {
+        item: Known(who, final)
+        for item, who, final in zip(
+            found.column(id_column).to_pylist(), owners, finals(ctx, table, found), strict=True
+        )
+    }
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -427,7 +462,7 @@ def _logged_items(ctx: Context, unit: Unit, ids: Sequence[str]) -> None:
     wanted = [i for i in ids if i not in lost]
     known = statuses(ctx, top, top.resource.item_column, wanted)
     id_column = top.resource.item_column
-    to_fetch = [i for i in wanted if i not in known or (growth.final and not _status_final(top, known[i]))]
+    to_fetch = [i for i in wanted if i not in known or (growth.final and not known[i].final)]
     batch = Batch()
     tables = ctx.fetch(top.name, [top.resource.bind_item({}, i) for i in to_fetch])
     for item, table in zip(to_fetch, tables, strict=True):
@@ -436,13 +471,7 @@ def _logged_items(ctx: Context, unit: Unit, ids: Sequence[str]) -> None:
     fetched = _rows(tables, top.resource.schema)
     fetched_ids = fetched.column(id_column).to_pylist()
     new = {i for i in fetched_ids if i not in known}
-    final = set(fetched_ids)
-    if top.status:
-        final = {
-            i
-            for i, s in zip(fetched_ids, fetched.column(top.status).to_pylist(), strict=True)
-            if _status_final(top, s)
-        }
+    final = {i for i, done in zip(fetched_ids, finals(ctx, top, fetched), strict=True) if done}
     _fetch_children(ctx, unit, batch, fetched, new, final)
     have = set(known) | set(fetched_ids)
     for child in unit.member(Logged):
@@ -489,26 +518,16 @@ def _logged_runs(ctx: Context, unit: Unit, chunk: Sequence[tuple[str, ...]], by_
     id_column = top.resource.item_column
     owners = list(dict.fromkeys(row[0] for row in chunk))
     gone_items = gone(ctx, top)
-    columns = [id_column, key, *([top.status] if top.status else [])]
-    present = ctx.present(top, columns, key, owners)
-    known = present.column(0).to_pylist()
+    known = statuses(ctx, top, key, owners)
     open_before = [
-        (item, owner)
-        for item, owner, status in zip(
-            known,
-            present.column(1).to_pylist(),
-            present.column(2).to_pylist() if top.status else [None] * present.num_rows,
-            strict=True,
-        )
-        if not _status_final(top, status) and item not in gone_items
+        (item, row.owner or "") for item, row in known.items() if not row.final and item not in gone_items
     ]
     batch = Batch()
     list_requests: list[Request] = []
     listed_owners: list[str] = []
     if by_item:
         wanted = {(row[0], row[1]) for row in chunk}
-        known_set = set(known)
-        items = [(r, t) for t, r in sorted(wanted) if r not in known_set and r not in gone_items]
+        items = [(r, t) for t, r in sorted(wanted) if r not in known and r not in gone_items]
         items += [(r, t) for r, t in open_before if (t, r) in wanted]
     else:
         items = list(open_before)
@@ -531,15 +550,7 @@ def _logged_runs(ctx: Context, unit: Unit, chunk: Sequence[tuple[str, ...]], by_
     fetched = dedupe(_rows(tables, top.resource.schema), top.key)
     fetched_ids = fetched.column(id_column).to_pylist()
     new = set(fetched_ids) - set(known)
-    final = (
-        {
-            i
-            for i, s in zip(fetched_ids, fetched.column(top.status).to_pylist(), strict=True)
-            if _status_final(top, s)
-        }
-        if top.status
-        else set(fetched_ids)
-    )
+    final = {i for i, done in zip(fetched_ids, finals(ctx, top, fetched), strict=True) if done}
     _fetch_children(ctx, unit, batch, fetched, new, final)
     for child in unit.member(Logged):
         assert isinstance(child.growth, Logged)

@@ -77,7 +77,7 @@ def _logged_plan(ctx: Context, unit: Unit) -> list[str]:
     path = top.resource.path if growth.list else top.resource.item_path_template
     if growth.list:
         known = statuses(ctx, top, top.resource.keys[0].name, ids)
-        unfinished = sum(1 for status in known.values() if status not in top.terminal)
+        unfinished = sum(1 for row in known.values() if not row.final)
         onward = sum(1 for i in ids if (ctx.state.get(top.name, i) or {}).get("after"))
         line = (
             f"{top.name}: {len(ids)} {growth.column}s in the log{since}: one list each (GET /{path}), "
@@ -86,11 +86,7 @@ def _logged_plan(ctx: Context, unit: Unit) -> list[str]:
         )
     else:
         known = statuses(ctx, top, top.resource.item_column, ids)
-        todo = [
-            i
-            for i in ids
-            if i not in lost and (i not in known or (growth.final and known[i] not in top.terminal))
-        ]
+        todo = [i for i in ids if i not in lost and (i not in known or (growth.final and not known[i].final))]
         line = (
             f"{top.name}: {len(ids)} {growth.column}s in the log{since}: {len(todo)} to read (GET /{path}); "
             f"{len(known)} in the target, {len(lost)} the API no longer has"

@@ -181,6 +181,7 @@ def sync(
             now=clock,
             chunk_rows=chunk_rows,
             chunk_ids=chunk_ids,
+            final_after=client.settings.final_after,
         )
         for unit in units(chosen):
             if dry_run:

@@ -164,6 +164,9 @@ class SyncTable:
     #: Status column and terminal statuses of the rows (a run's, a response's), if they finish.
     status: str | None = None
     terminal: frozenset[str] = field(default_factory=frozenset)
+    #: The column saying when an unfinished row expires (a run's `expires_at`): one that expired more
+    #: than `final_after` ago counts as final, as the package's cache assumes.
+    expires: str | None = None
 
     def __post_init__(self) -> None:
         names = self.resource.schema.names
@@ -184,6 +187,10 @@ class SyncTable:
             fail(f"{self.resource.name} has no list endpoint to read onward")
         if self.status is not None and self.status not in names:
             fail(f"its status column {self.status!r} is not a column")
+        if self.expires is not None and not pa.types.is_timestamp(
+            self.resource.schema.field(self.expires).type
+        ):
+            fail(f"its expiry column {self.expires!r} is not a timestamp column")
 
     @property
     def schema(self) -> pa.Schema:
@@ -278,8 +285,9 @@ TABLES: tuple[SyncTable, ...] = (
         time="created_at",
         status="status",
         terminal=frozenset(TERMINAL_STATUSES),
+        expires="expires_at",
         doc="The runs of each thread of the log (or each run, if the log has run_id), read onward; "
-        "a run not finished is read again until it is.",
+        "a run not finished is read again until it is (or until a day past its expiry).",
     ),
     SyncTable(
         "run_steps",
