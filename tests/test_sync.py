@@ -313,3 +313,26 @@ def test_bad_input_fails_before_any_request(
     if "invalid response_id" in message:
         assert isinstance(caught.value, InvalidIdError)
     assert emu.stats()["requests"] == 0
+
+
+def test_a_bar_per_table_when_progress_is_on(
+    emu: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    duckdb_openai.sync(tmp_path / "h.duckdb", **{**quick(emu.base_url), "progress": "on"})
+    err = capsys.readouterr().err
+    for table in ("assistants", "chat_completions", "chat_completion_messages"):
+        assert f"{table}: " in err
+    assert "250 requests" in err  # the messages: one list per completion
+    assert "rows=392" in err
+
+
+def test_since_on_a_log_without_a_time_column_is_said(emu: Emulator, tmp_path: Path) -> None:
+    log = calls_log(3).select(["response_id"])
+    result = duckdb_openai.sync(
+        tmp_path / "h.duckdb", ["responses"], log=log, since="2030-01-01", **quick(emu.base_url)
+    )
+    assert result.table("responses").counts.new == 3
+    assert any(
+        "since does not narrow the log" in note and "every id in it is read" in note for note in result.notes
+    )
+    assert "note: since does not narrow the log" in str(result)

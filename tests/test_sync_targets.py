@@ -303,3 +303,50 @@ def test_a_running_run_is_read_again_until_it_finishes(emulator_factory: Any, tm
     # Finished: its steps are never asked again; only the thread's lists after their cursors.
     assert emu.stats()["by_endpoint"]["list"] == {} and third.rows_written == 0
     assert third.requests == 2
+
+
+def test_wait_waits_for_the_other_sync_to_finish(emu: Emulator, tmp_path: Path) -> None:
+    import threading
+
+    from duckdb_openai.sync.lock import FolderLock
+
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    other = FolderLock(folder, "the Parquet dataset")
+    other.acquire()
+    with pytest.raises(BusyError):
+        duckdb_openai.sync(parquet=folder, tables=["assistants"], **quick(emu.base_url))
+    timer = threading.Timer(0.5, other.release)
+    timer.start()
+    started = time.monotonic()
+    result = duckdb_openai.sync(parquet=folder, tables=["assistants"], wait=30, **quick(emu.base_url))
+    assert time.monotonic() - started >= 0.4
+    assert result.table("assistants").counts.new == 5
+    timer.join()
+
+
+def test_two_syncs_of_one_process_into_one_file(emu: Emulator, tmp_path: Path) -> None:
+    """DuckDB shares one open database between a process's connections, so its lock cannot tell two
+    syncs of one process apart: the sync's own registry does."""
+    import threading
+
+    path = tmp_path / "h.duckdb"
+    started, release = threading.Event(), threading.Event()
+
+    def first() -> None:
+        from duckdb_openai.sync.targets import DuckDBTarget
+
+        with DuckDBTarget.open_file(path):
+            started.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=first, name="first-sync")
+    holder.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(BusyError, match="being synced by another sync of this process .*'first-sync'"):
+            duckdb_openai.sync(path, ["assistants"], **quick(emu.base_url))
+    finally:
+        release.set()
+        holder.join()
+    assert duckdb_openai.sync(path, ["assistants"], **quick(emu.base_url)).table("assistants").counts.new == 5

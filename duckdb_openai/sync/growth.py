@@ -22,6 +22,7 @@ What a rerun with nothing new sends, per unit:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections import deque
@@ -112,24 +113,22 @@ class Context:
 
     # -- requests ----------------------------------------------------------------------------------------
 
-    def _counted(self, name: str) -> Any:
-        api, result = self.api, self.result
-
-        class _Count:
-            def __enter__(self) -> None:
-                self.start = api.requests
-
-            def __exit__(self, *exc: object) -> None:
-                result.table(name).requests += api.requests - self.start
-
-        return _Count()
+    @contextlib.contextmanager
+    def _counted(self, name: str) -> Iterator[None]:
+        """Count the requests sent during the block for `name`, in the summary and on its bar."""
+        start = self.api.requests
+        try:
+            with self.bars.requests_of(name):
+                yield
+        finally:
+            self.result.table(name).requests += self.api.requests - start
 
     def fetch(self, name: str, requests: Sequence[Request]) -> list[pa.Table | None]:
         """Each request's rows for `name` (None: the API no longer has it, 404). A list whose `after`
         cursor the API refuses (400: that object was deleted) is read again from its start."""
         if not requests:
             return []
-        with self._counted(name), self.bars.requests_of(name):
+        with self._counted(name):
             outcomes = self.api.many(requests)
             again = [
                 i
@@ -157,7 +156,7 @@ class Context:
         pages = self.api.stream(request, sequential=sequential)
         try:
             while True:
-                with self._counted(name), self.bars.requests_of(name):
+                with self._counted(name):
                     batch = next(pages, None)
                 if batch is None:
                     return

@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from duckdb_openai.errors import ConfigurationError
+from duckdb_openai.schema import duckdb_type
 from duckdb_openai.sync.lock import FolderLock, held
 from duckdb_openai.sync.state import FORMAT_VERSION, STATE_TABLE, Batch, State, encode
 from duckdb_openai.sync.tables import Buckets, SyncTable
@@ -174,8 +175,6 @@ class ParquetTarget(Target):
         return notes
 
     def _rewrite_evolved(self, path: Path, table: SyncTable, have: pa.Schema) -> None:
-        from duckdb_openai.schema import duckdb_type
-
         columns = []
         for f in table.schema:
             kind = duckdb_type(f.type)

@@ -139,6 +139,9 @@ def sync(
         raise ConfigurationError("now must be an aware datetime (with a time zone)")
     if isinstance(wait, bool) or not isinstance(wait, int | float) or wait < 0:
         raise ConfigurationError(f"wait must be a number of seconds >= 0, not {wait!r}")
+    for name, value in (("chunk_rows", chunk_rows), ("chunk_ids", chunk_ids)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"{name} must be a whole number of at least 1, not {value!r}")
     if client is not None and settings:
         raise ConfigurationError("pass the settings or a client, not both")
     asked = list(tables) if tables is not None else None
