@@ -344,7 +344,7 @@ def test_two_syncs_of_one_process_into_one_file(emu: Emulator, tmp_path: Path) -
     holder.start()
     try:
         assert started.wait(30)
-        with pytest.raises(BusyError, match="being synced by another sync of this process .*'first-sync'"):
+        with pytest.raises(BusyError, match=r"being synced by another sync of this process .*'first-sync'"):
             duckdb_openai.sync(path, ["assistants"], **quick(emu.base_url))
     finally:
         release.set()
