@@ -1,6 +1,6 @@
 """Every benchmark in turn, each in its own process: ``make bench`` (or ``python -m benchmarks``).
 
-    python -m benchmarks [--quick] [--only emulator,convert,fanout,responses,cache,ledger]
+    python -m benchmarks [--quick] [--only emulator,convert,fanout,responses,cache,ledger,sync]
 
 Each benchmark prints ratios against a baseline it measures in the same run, and stops by itself
 (a watchdog ends a hung one). The exit status is non-zero if any benchmark's checks failed.
@@ -23,6 +23,7 @@ BENCHMARKS = {
     "responses": ("bench_responses", ["--quick"]),
     "cache": ("bench_cache", ["--quick"]),
     "ledger": ("bench_ledger", ["--quick"]),
+    "sync": ("bench_sync", ["--quick"]),
 }
 
 

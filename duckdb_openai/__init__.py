@@ -125,6 +125,8 @@ from duckdb_openai.resources.usage import (
 )
 from duckdb_openai.resources.users import USERS, USERS_SCHEMA
 from duckdb_openai.sql.register import Registration, register
+from duckdb_openai.sync.run import sync
+from duckdb_openai.sync.summary import SyncResult
 
 __all__ = [
     "ASSISTANTS",
@@ -201,6 +203,7 @@ __all__ = [
     "RunFetchError",
     "ServerError",
     "Settings",
+    "SyncResult",
     "__version__",
     "read_assistant",
     "read_assistants",
@@ -237,4 +240,5 @@ __all__ = [
     "read_user",
     "read_users",
     "register",
+    "sync",
 ]

@@ -74,6 +74,7 @@ from duckdb_openai.engine.cache_store import clear_folder, folder_info
 from duckdb_openai.engine.runtime import interrupted
 from duckdb_openai.errors import DuckDBOpenAIError
 from duckdb_openai.sql.register import register
+from duckdb_openai.sync.cli import sync_command
 
 __all__ = ["ABOUT", "Format", "app", "macro_hint", "main", "one_line"]
 
@@ -474,6 +475,9 @@ def emulator(ctx: typer.Context) -> None:
         raise _fail(f"the emulator needs its extra: pip install 'duckdb-openai[emulator]' ({exc})") from None
     raise typer.Exit(emulator_main(list(ctx.args), prog="duckdb-openai emulator"))
 
+
+# `duckdb-openai sync`: its own module (duckdb_openai/sync/cli.py).
+app.command("sync")(sync_command)
 
 cache_app = typer.Typer(
     name="cache",

@@ -26,7 +26,7 @@ def test_public_surface_is_pinned() -> None:
             "APIConnectionError", "APIError", "APITimeoutError", "AuthenticationError", "BadRequestError",
             "Client", "ConfigurationError", "DuckDBOpenAIError", "FetchError", "InvalidIdError",
             "NotFoundError", "PermissionDeniedError", "RateLimitError", "Registration", "Resource",
-            "ResponseFormatError", "RunFetchError", "ServerError", "Settings", "__version__",
+            "ResponseFormatError", "RunFetchError", "ServerError", "Settings", "SyncResult", "__version__",
             "read_assistant", "read_assistants", "read_message", "read_messages", "read_run",
             "read_run_step", "read_run_steps", "read_runs", "read_thread", "register",
             "read_chat_completion", "read_chat_completion_messages", "read_chat_completions",
@@ -48,6 +48,7 @@ def test_public_surface_is_pinned() -> None:
             "read_usage_completions", "read_usage_embeddings", "read_usage_file_search_calls",
             "read_usage_images", "read_usage_moderations", "read_usage_vector_stores",
             "read_usage_web_search_calls", "read_user", "read_users",
+            "sync",
         ]
     )  # fmt: skip
     for name in duckdb_openai.__all__:
