@@ -230,7 +230,8 @@ def test_since_bounds_the_first_backfill_and_the_rest_arrives_later(emu: Emulato
     cut = duckdb_openai.sync(
         tmp_path / "other.duckdb", ["responses"], log=log, since=started[7], **quick(emu.base_url)
     )
-    assert cut.table("responses").counts.new == sum(1 for s in started if s >= started[7]) == 2
+    expected = sum(1 for s in started if s >= started[7])
+    assert cut.table("responses").counts.new == expected and 0 < expected < len(started)
 
 
 def test_a_cursor_declared_newest_first_reads_down_to_what_it_has(emu: Emulator, tmp_path: Path) -> None:
@@ -250,7 +251,8 @@ def test_a_cursor_declared_newest_first_reads_down_to_what_it_has(emu: Emulator,
     second = duckdb_openai.sync(path, [table], **quick(emu.base_url))
     assert by_endpoint(emu) == {"chat.completions.list": 1}
     assert second.table("chat_completions").counts.unchanged == 1  # the newest row, at the newest time
-    assert state_rows(path)[1][2] == {"newest": "2024-10-03T19:18:41+00:00"}
+    newest = max(o["created"] for o in Successors(7).population.chat_objects)
+    assert state_rows(path)[1][2] == {"newest": datetime.fromtimestamp(newest, UTC).isoformat()}
 
 
 def test_the_state_lives_in_the_target(emu: Emulator, tmp_path: Path) -> None:

@@ -74,6 +74,8 @@ def test_a_metadata_update_inside_the_window_is_picked_up_one_outside_is_not(
     api, server = fake
     path = tmp_path / "h.duckdb"
     table = HOURLY
+    # The population's completions are hours apart: move the one before the newest into the window.
+    api.completions[-2]["created"] = api.completions[-1]["created"] - 600
     sync(path, server, [table])
     newest = api.completions[-1]["created"]
     inside = next(c for c in reversed(api.completions[:-1]) if c["created"] >= newest - 3_600)
@@ -167,8 +169,8 @@ def test_whole_keeps_rows_the_api_stopped_listing(tmp_path: Path) -> None:
 # -- time buckets: the organization ledger's growth, on a stand-in declaration ---------------------------
 
 _TS = pa.timestamp("us", tz="UTC")
-#: A stand-in for a usage resource: one row per bucket and model. `bucket_from` carries the list's
-#: start_time filter (today's filters are columns; the ledger's resources bring their own).
+#: A stand-in for a usage resource: one row per bucket and model, with a start_time time filter as the
+#: ledger's resources have (tests/test_sync_ledger.py syncs the real ones).
 USAGE = Resource(
     name="usage_test",
     item_name="usage_test_row",
@@ -183,18 +185,17 @@ USAGE = Resource(
             ("end_time", _TS),
             ("model", pa.string()),
             ("requests", pa.int64()),
-            ("bucket_from", pa.string()),
         ]
     ),
     options=(sort_option("buckets"),),
-    filters=(Filter("bucket_from", "start_time", "1727740800", kind="text"),),
+    filters=(Filter("start_time", "start_time", "2024-10-01", kind="time", column="start_time"),),
     catalog_schema="organization",
 )
 USAGE_TABLE = SyncTable(
     "usage_test",
     USAGE,
     key=("start_time", "model"),
-    growth=Buckets(start_filter="bucket_from", reread=1, backfill=timedelta(days=3)),
+    growth=Buckets(start_filter="start_time", reread=1, backfill=timedelta(days=3)),
     time="start_time",
 )
 DAY = 86_400

@@ -122,6 +122,7 @@ def test_parquet_stopped_before_any_file_replacement_converges(
 
     original = os.replace
     from duckdb_openai import sync
+    from duckdb_openai.resources.paging import Limit
     from duckdb_openai.sync import parquet as parquet_module
     from tests.scripted import ScriptedServer
     from tests.sync_helpers import FakeApi, quick
@@ -132,7 +133,9 @@ def test_parquet_stopped_before_any_file_replacement_converges(
     # Pages of 3 and no re-read window, so the cursor moves at every commit.
     completions = dataclasses.replace(
         TABLES_BY_NAME["chat_completions"],
-        resource=dataclasses.replace(CHAT_COMPLETIONS, page_limit=3),
+        resource=dataclasses.replace(
+            CHAT_COMPLETIONS, paging=dataclasses.replace(CHAT_COMPLETIONS.paging, limit=Limit(size=3))
+        ),
         growth=Cursor("created"),
     )
     tables = [completions, "chat_completion_messages", "responses", "response_input_items"]

@@ -303,7 +303,8 @@ def _list_chunk(ctx: Context, unit: Unit, rows: pa.Table, state: dict[tuple[str,
 
 def _whole(ctx: Context, unit: Unit) -> None:
     top = unit.top
-    request = top.resource.bind_list({}, {})
+    assert isinstance(top.growth, Whole)
+    request = top.resource.bind_list({}, dict(top.growth.options))
     rows = _rows(
         [pa.Table.from_batches(list(ctx.stream(top.name, request)), top.resource.schema)], top.resource.schema
     )
@@ -328,7 +329,9 @@ def _cursor(ctx: Context, unit: Unit) -> None:
         _cursor_ascending(ctx, unit, None, None)
         return
     stop = newest - growth.window if newest is not None else ctx.since
-    request = top.resource.bind_list({}, {"sort": "desc"})
+    # Newest first: the `sort` option, or the list's one order (audit logs list newest first).
+    order = {} if top.resource.order_option is None else {top.resource.order_option: "desc"}
+    request = top.resource.bind_list({}, order)
     seen: list[tuple[datetime, str]] = []
     below: tuple[datetime, str] | None = None
     buffer: list[pa.Table] = []
@@ -418,15 +421,34 @@ def _buckets(ctx: Context, unit: Unit) -> None:
     growth = top.growth
     assert isinstance(growth, Buckets)
     start = bucket_start(ctx, top)
-    request = top.resource.bind_list({}, {growth.start_filter: str(int(start.timestamp()))})
+    by_name = {f.name: f for f in top.resource.filters}
+    # A time filter takes the instant; a text stand-in its Unix seconds.
+    first: object = start if by_name[growth.start_filter].kind == "time" else str(int(start.timestamp()))
+    request = top.resource.bind_list({}, {**dict(growth.options), growth.start_filter: first})
     rows = pa.Table.from_batches(list(ctx.stream(top.name, request)), top.resource.schema)
     ends = rows.column(growth.end)
-    final = pc.fill_null(pc.less_equal(ends, pa.scalar(ctx.now, ends.type)), False)
-    rows = rows.append_column(top.schema.field(growth.final_column), final)
+    flag = top.unfinished_flag
+    if growth.final_column is not None:
+        final = pc.fill_null(pc.less_equal(ends, pa.scalar(ctx.now, ends.type)), False)
+        rows = rows.append_column(top.schema.field(growth.final_column), final)
+        complete = _floor(ctx.now, growth.width)
+    else:
+        # By the server's clock, which set the flag: the first bucket still open, else the last one's end
+        # (a day without usage has no row: it is read again, which costs no more request).
+        assert flag is not None, (
+            f"{top.name}: a Buckets growth without final_column needs the resource's flag"
+        )
+        open_starts = rows.filter(rows.column(flag)).column(growth.start)
+        if len(open_starts):
+            complete = pc.min(open_starts).as_py()
+        elif rows.num_rows:
+            complete = pc.max(ends).as_py()
+        else:
+            complete = start + growth.reread * growth.width  # nothing: this sync's window again next time
     batch = Batch()
     batch.add(top.name, rows)
     batch.replace_from[top.name] = start
-    batch.set_state(top.name, "", {"complete_until": _floor(ctx.now, growth.width).isoformat()})
+    batch.set_state(top.name, "", {"complete_until": complete.isoformat()})
     ctx.commit(batch)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 
 from duckdb_openai.client import Client
+from duckdb_openai.config import Settings
 from duckdb_openai.errors import ConfigurationError
 from duckdb_openai.sync.bars import Bars
 from duckdb_openai.sync.fetch import Api
@@ -58,10 +59,21 @@ def parse_since(value: date | datetime | str | None) -> datetime | None:
     raise ConfigurationError(f"since must be a date, a datetime or an ISO text, not {type(value).__name__}")
 
 
-def _default_tables(log: Log | None) -> list[SyncTable]:
-    """Every table that needs no log, and those whose log column the log has."""
+def _has_credential(settings: Settings, table: SyncTable) -> bool:
+    """Whether `settings` hold the credential the table's family is read with (an admin key for the
+    organization's ledger, a key or a token provider for the rest)."""
+    if table.resource.family.credential == "admin_key":
+        return settings.admin_key is not None
+    return settings.api_key is not None or settings.token_provider is not None
+
+
+def _default_tables(log: Log | None, settings: Settings) -> list[SyncTable]:
+    """Every table that needs no log, and those whose log column the log has, of the families whose
+    credential was given (the ledger needs the admin key)."""
     chosen = []
     for table in TABLES:
+        if not _has_credential(settings, table):
+            continue
         root = table
         while root.parent is not None:
             root = next(t for t in TABLES if t.name == root.parent)
@@ -159,7 +171,13 @@ def sync(
     try:
         if log is not None:
             reader = Log(destination.con, log, when)
-        chosen, added = resolve_tables(asked if asked is not None else _default_tables(reader))
+        defaults = _default_tables(reader, client.settings) if asked is None else None
+        chosen, added = resolve_tables(asked if asked is not None else defaults)
+        if asked is None and client.settings.admin_key is None:
+            result.notes.append(
+                "the organization's ledger (usage, costs, audit logs, projects, users) was left out: it "
+                "needs an admin key (admin_key= or OPENAI_ADMIN_KEY)"
+            )
         result.notes += [f"also syncing {note}" for note in added]
         for unit in units(chosen):
             growth = unit.top.growth

@@ -50,13 +50,18 @@ import pyarrow as pa
 
 from duckdb_openai.errors import ConfigurationError
 from duckdb_openai.resources.assistants import ASSISTANTS
+from duckdb_openai.resources.audit_logs import AUDIT_LOGS
 from duckdb_openai.resources.base import Resource
 from duckdb_openai.resources.chat_completions import CHAT_COMPLETION_MESSAGES, CHAT_COMPLETIONS
 from duckdb_openai.resources.conversations import CONVERSATION_ITEMS, CONVERSATIONS
+from duckdb_openai.resources.costs import COSTS
 from duckdb_openai.resources.messages import MESSAGES
+from duckdb_openai.resources.projects import PROJECTS
 from duckdb_openai.resources.responses import RESPONSE_INPUT_ITEMS, RESPONSES
 from duckdb_openai.resources.run_steps import RUN_STEPS
 from duckdb_openai.resources.runs import RUNS, TERMINAL_STATUSES
+from duckdb_openai.resources.usage import USAGE
+from duckdb_openai.resources.users import USERS
 from duckdb_openai.schema import field as doc_field
 
 __all__ = [
@@ -82,7 +87,10 @@ RESPONSE_TERMINAL = frozenset({"completed", "failed", "cancelled", "incomplete"}
 
 @dataclass(frozen=True)
 class Whole:
-    """Read whole at every sync; rows the API stops listing are kept (the history outlives the API)."""
+    """Read whole at every sync; rows the API stops listing are kept (the history outlives the API).
+    `options`: of the request (projects' include_archived)."""
+
+    options: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,7 +120,11 @@ class Buckets:
     width: timedelta = timedelta(days=1)
     reread: int = 1
     backfill: timedelta = timedelta(days=180)
-    final_column: str = "is_final"
+    #: A column the sync adds saying whether a row's bucket had ended (None: the resource's own flag,
+    #: `Resource.unfinished`, such as usage's `partial`, says it: nothing is added).
+    final_column: str | None = "is_final"
+    #: Options and filters of every request (the ledger's `group_by`: every dimension, the finest rows).
+    options: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -196,7 +208,7 @@ class SyncTable:
     def schema(self) -> pa.Schema:
         """The target table's columns: the resource's, and the growth's own (a bucket's `is_final`)."""
         schema = self.resource.schema
-        if isinstance(self.growth, Buckets):
+        if isinstance(self.growth, Buckets) and self.growth.final_column is not None:
             schema = schema.append(
                 doc_field(
                     self.growth.final_column,
@@ -210,6 +222,27 @@ class SyncTable:
     @property
     def is_final_column(self) -> str | None:
         return self.growth.final_column if isinstance(self.growth, Buckets) else None
+
+    @property
+    def unfinished_flag(self) -> str | None:
+        """The resource's own column flagging a row whose bucket had not ended (usage's `partial`)."""
+        flag = self.resource.unfinished
+        return flag[0] if isinstance(self.growth, Buckets) and flag is not None else None
+
+
+def _ledger(resource: Resource) -> SyncTable:
+    """A usage or costs endpoint: its buckets grouped by every dimension (the finest rows, so any sum is
+    a query over the target), keyed by the bucket and the dimensions; the last ended bucket and the one
+    still open are read again each sync (late data), the open one flagged by the rows' `partial`."""
+    grouping = next(f for f in resource.filters if f.name == resource.grouping)
+    return SyncTable(
+        resource.name,
+        resource,
+        key=("start_time", *grouping.choices),
+        growth=Buckets(final_column=None, options=(("group_by", list(grouping.choices)),)),
+        time="start_time",
+        doc=f"{resource.doc.split(':')[0]}, daily, by every dimension; the open day flagged `partial`.",
+    )
 
 
 TABLES: tuple[SyncTable, ...] = (
@@ -308,6 +341,32 @@ TABLES: tuple[SyncTable, ...] = (
         parent="runs",
         doc="The messages of each thread of the log, read onward; those of a run not finished are read "
         "again until it is.",
+    ),
+    # The organization's ledger (an admin key).
+    *(_ledger(resource) for resource in (*USAGE, COSTS)),
+    SyncTable(
+        "audit_logs",
+        AUDIT_LOGS,
+        key=("id",),
+        growth=Cursor("effective_at", window=timedelta(hours=1), order="desc"),
+        time="effective_at",
+        doc="The audit log, newest first down to an hour before the newest event already kept.",
+    ),
+    SyncTable(
+        "projects",
+        PROJECTS,
+        key=("id",),
+        growth=Whole(options=(("include_archived", True),)),
+        time="created_at",
+        doc="Every project, archived ones too, refreshed whole (names change).",
+    ),
+    SyncTable(
+        "users",
+        USERS,
+        key=("id",),
+        growth=Whole(),
+        time="added_at",
+        doc="Every user of the organization, refreshed whole (roles change).",
     ),
 )
 
