@@ -425,3 +425,52 @@ def test_python_readers_equal_their_sql_forms(org: tuple[duckdb.DuckDBPyConnecti
     assert table.to_pylist() == sql.to_pylist() and table.num_rows > 0
     with pytest.raises(duckdb_openai.ConfigurationError, match="group_by"):
         duckdb_openai.read_costs(start, group_by=["model"], admin_key=ADMIN, base_url=emu.base_url)
+
+
+# -- hostile pages of a token-paged list ------------------------------------------------------------------
+
+
+def bucket(start: int, *results: dict[str, Any]) -> dict[str, Any]:
+    return {"object": "bucket", "start_time": start, "end_time": start + DAY, "results": list(results)}
+
+
+def usage_page(buckets: list[Any], has_more: bool, token: str | None) -> dict[str, Any]:
+    return {"object": "page", "data": buckets, "has_more": has_more, "next_page": token}
+
+
+ONE = {"object": "organization.usage.completions.result", "input_tokens": 1, "num_model_requests": 1}
+
+
+@pytest.mark.parametrize(
+    ("script", "says"),
+    [
+        # A token that comes back: the list would never end.
+        ([usage_page([bucket(START, ONE)], True, "page_A+/="), usage_page([bucket(START + DAY, ONE)], True,
+          "page_A+/=")], "gave the page token 'page_A+/=' twice"),
+        # More, but no token to ask for it.
+        ([usage_page([bucket(START, ONE)], True, None)], "has_more=true but gave no next_page"),
+        # The same page served twice: its buckets do not follow the previous ones.
+        ([usage_page([bucket(START, ONE)], True, "page_B=="), usage_page([bucket(START, ONE)], False, None)],
+         "page served twice"),
+        # Buckets out of time order within a page.
+        ([usage_page([bucket(START + DAY, ONE), bucket(START, ONE)], False, None)], "do not follow"),
+        ([usage_page([None], False, None)], "not an object with a \"results\" list"),
+        ([usage_page([{"object": "bucket", "start_time": START, "end_time": START + DAY}], False, None)],
+         "not an object with a \"results\" list"),
+        ([{"object": "page", "data": [], "next_page": None}], 'no boolean "has_more"'),
+    ],
+    ids=["token-twice", "no-token", "page-twice", "out-of-order", "null-bucket", "no-results", "no-has-more"],
+)  # fmt: skip
+def test_a_token_paged_list_that_breaks_its_contract_is_a_clear_error(script: list[Any], says: str) -> None:
+    with ScriptedServer([(200, body) for body in script]) as server:
+        con, registration = connect(server.base_url, admin_key=ADMIN)
+        with pytest.raises(duckdb.Error) as info:
+            con.execute(f"SELECT * FROM usage_completions({ts(START)})").fetchall()
+        registration.close()
+    message = str(info.value)
+    assert "ResponseFormatError" in message and says in message, message
+    assert ADMIN not in message and "Traceback" not in message
+    assert len(server.requests) <= 2
+    # The token went back as the server wrote it: percent-encoded, so + / = arrive as themselves.
+    if len(server.requests) == 2 and "page=" in server.requests[1].query:
+        assert "page=page_" in server.requests[1].query and "+" not in server.requests[1].query
