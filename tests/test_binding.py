@@ -204,3 +204,8 @@ def test_a_closed_but_referenced_connection_frees_its_thread_when_idle(
     reader = duckdb_openai.read_run_steps(run.thread_id, run.run_id, client=registration.client)
     assert reader.read_all().num_rows == 1
     registration.close()
+
+
+def test_a_misspelled_register_keyword_names_the_closest() -> None:
+    with pytest.raises(ConfigurationError, match="unknown keyword 'clinet': did you mean 'client'"):
+        duckdb_openai.register(duckdb.connect(), clinet=None)

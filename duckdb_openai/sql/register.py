@@ -41,7 +41,7 @@ import duckdb
 import duckdb.func as duckdb_func
 import pyarrow as pa
 
-from duckdb_openai.client import Client
+from duckdb_openai.client import Client, check_keywords
 from duckdb_openai.config import check_on_error
 from duckdb_openai.engine.cache import check_cache_mode
 from duckdb_openai.errors import ConfigurationError
@@ -295,6 +295,7 @@ def register(con: duckdb.DuckDBPyConnection, *, client: Client | None = None, **
     macros are per connection).
     """
     owned = client is None
+    check_keywords(kwargs, own=["client"], where="register()", noun="keyword")  # `clinet=` names `client`
     if client is None:
         client = Client(**kwargs)
     elif kwargs:
