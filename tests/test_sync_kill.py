@@ -92,7 +92,8 @@ def test_killed_and_rerun_equals_a_clean_sync(
         con.execute(f"ATTACH '{clean}' AS clean (READ_ONLY)")
         con.execute(f"ATTACH '{killed}' AS killed (READ_ONLY)")
     totals = {}
-    for table in (t.name for t in TABLES):
+    # The tables a sync reads without an admin key (the ledger's need one; tests/test_sync_ledger.py).
+    for table in (t.name for t in TABLES if t.resource.family.credential == "api_key"):
         only_clean, only_killed, total = differences(
             con, rows_of(kind, clean, table), rows_of(kind, killed, table)
         )
