@@ -207,5 +207,5 @@ def test_a_closed_but_referenced_connection_frees_its_thread_when_idle(
 
 
 def test_a_misspelled_register_keyword_names_the_closest() -> None:
-    with pytest.raises(ConfigurationError, match="unknown keyword 'clinet': did you mean 'client'"):
+    with pytest.raises(ConfigurationError, match="unknown setting 'clinet': did you mean 'client'"):
         duckdb_openai.register(duckdb.connect(), clinet=None)

@@ -295,7 +295,7 @@ def register(con: duckdb.DuckDBPyConnection, *, client: Client | None = None, **
     macros are per connection).
     """
     owned = client is None
-    check_keywords(kwargs, own=["client"], where="register()", noun="keyword")  # `clinet=` names `client`
+    check_keywords(kwargs, own=["client"], where="register()", noun="setting")  # `clinet=` names `client`
     if client is None:
         client = Client(**kwargs)
     elif kwargs:
