@@ -18,9 +18,9 @@ c. dlt (`pip install 'duckdb-openai[bench]'`): a `rest_api` source over the same
    its dependent resources parallelized over 32 workers; first and second run against the sync: time,
    requests and rows. Skipped, saying why, when dlt is not installed.
 
-The organization ledger (usage, costs, audit logs, projects, users) joins once its tables are declared
-in `duckdb_openai.sync.tables` and the emulator serves it: `LEDGER` picks up each declared ledger table
-and `LEDGER_PLAIN` needs the plain query that reads the same rows (180 days of buckets).
+The organization's ledger is part of every sync here: the ten usage endpoints and costs over the 180
+days of the emulator's organization (its clock set to the end of them, so every day has ended), grouped
+by every dimension as the sync stores them, the audit log, projects and users (an admin key).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,8 @@ import pyarrow as pa
 import duckdb_openai
 from duckdb_openai.emulator import DatasetConfig, Emulator
 from duckdb_openai.emulator.successors import Successors
-from duckdb_openai.sync import TABLES_BY_NAME
+from duckdb_openai.sync import TABLES as SYNC_TABLES
+from duckdb_openai.sync import SyncTable
 
 from ._common import API_KEY, HTTP_TIMEOUT, Watchdog, emulator, info, parser, ratio, timed
 
@@ -51,22 +53,29 @@ __all__ = ["main"]
 SEED = 7
 CONCURRENCY = 32
 LATENCY_MS = 200.0
-#: The ledger's tables, once declared (the lead's resources); each needs its plain query in LEDGER_PLAIN.
-LEDGER = [
-    name
-    for name in (
-        "usage_completions",
-        "usage_embeddings",
-        "usage_images",
-        "costs",
-        "audit_logs",
-        "projects",
-        "users",
-    )
-    if name in TABLES_BY_NAME
-]
-#: The plain query reading the same rows as the sync of each ledger table (180 days of buckets).
-LEDGER_PLAIN: dict[str, str] = {}
+#: The ledger's first day and the emulator's clock: 180 whole days.
+SINCE = "2024-10-01"
+NOW = datetime(2025, 3, 30, tzinfo=UTC)
+ADMIN_KEY = "sk-admin-bench"
+#: The ledger's tables (every one the sync declares) and the plain query reading the same rows.
+LEDGER_TABLES = [t for t in SYNC_TABLES if t.resource.family.credential == "admin_key"]
+
+
+def _plain_ledger(table: SyncTable) -> str:
+    resource = table.resource
+    if resource.grouping is not None:
+        grouping = next(f for f in resource.filters if f.name == resource.grouping)
+        dims = ", ".join(f"'{d}'" for d in grouping.choices)
+        return f"SELECT * FROM {resource.name}(TIMESTAMPTZ '{SINCE} 00:00:00+00', group_by := [{dims}])"
+    if resource.name == "audit_logs":
+        return f"SELECT * FROM audit_logs(start_time := TIMESTAMPTZ '{SINCE} 00:00:00+00')"
+    if resource.name == "projects":
+        return "SELECT * FROM projects(include_archived := true)"
+    return f"SELECT * FROM {resource.name}()"
+
+
+LEDGER = [t.name for t in LEDGER_TABLES]
+LEDGER_PLAIN: dict[str, str] = {t.name: _plain_ledger(t) for t in LEDGER_TABLES}
 TABLES = ["assistants", "chat_completions", "chat_completion_messages", "runs", "run_steps", *LEDGER]
 #: The same reads as plain queries: one CREATE TABLE per synced table.
 PLAIN = {
@@ -94,6 +103,7 @@ QUICK_SIZES = Sizes(runs=400, repeats=1, size_runs=0)
 def settings(emu: Emulator) -> dict[str, Any]:
     return {
         "api_key": API_KEY,
+        "admin_key": ADMIN_KEY,
         "base_url": emu.base_url,
         "max_concurrency": CONCURRENCY,
         "timeout": HTTP_TIMEOUT,
@@ -157,7 +167,7 @@ def folder_bytes(path: Path) -> int:
 
 def part_a(emu: Emulator, sizes: Sizes, work: Path) -> bool:
     print(
-        f"\na. {sizes.runs} runs (a run log) and 250 stored chat completions, "
+        f"\na. {sizes.runs} runs (a run log), 250 stored chat completions and 180 days of the ledger, "
         f"{LATENCY_MS:.0f} ms per page, concurrency {CONCURRENCY}"
     )
     truth = ground_truth(emu)
@@ -171,7 +181,10 @@ def part_a(emu: Emulator, sizes: Sizes, work: Path) -> bool:
         plain_s = min(plain_s, seconds)
         target = work / f"first-{round_}.duckdb"
         seconds, result, sync_requests = requests_of(
-            emu, lambda target=target: duckdb_openai.sync(target, TABLES, log=run_log(emu), **settings(emu))
+            emu,
+            lambda target=target: duckdb_openai.sync(
+                target, TABLES, log=run_log(emu), since=SINCE, **settings(emu)
+            ),
         )
         if seconds < first_s:
             first_s, first = seconds, (target, result, sync_requests)
@@ -182,7 +195,7 @@ def part_a(emu: Emulator, sizes: Sizes, work: Path) -> bool:
     synced = {t: s.counts.new for t, s in result.tables.items()}
     ok &= check_rows("first sync", synced, plain_counts)
     seconds, again, requests = requests_of(
-        emu, lambda: duckdb_openai.sync(target, TABLES, log=run_log(emu), **settings(emu))
+        emu, lambda: duckdb_openai.sync(target, TABLES, log=run_log(emu), since=SINCE, **settings(emu))
     )
     info("second sync, nothing new", f"{seconds:.2f} s (target < 2 s: {'met' if seconds < 2 else 'MISSED'})")
     info("second sync: requests, rows written", f"{requests:,}, {again.rows_written}")
@@ -196,7 +209,7 @@ def part_b(emu: Emulator, sizes: Sizes, work: Path) -> bool:
     for runs in [sizes.runs, *([sizes.size_runs] if sizes.size_runs else [])]:
         # Size does not depend on latency: a population of its own, served without any.
         dataset = DatasetConfig(threads=runs // 4, runs_per_thread=4, mean_steps=10.0, edge_runs=False)
-        with emulator(seed=SEED, dataset=dataset) as fast:
+        with emulator(seed=SEED, dataset=dataset, admin_key=ADMIN_KEY, now=NOW) as fast:
             measure_size(fast, work / f"size-{runs}", runs)
     return True
 
@@ -205,8 +218,8 @@ def measure_size(emu: Emulator, work: Path, runs: int) -> None:
     work.mkdir()
     target = work / "h.duckdb"
     folder = work / "dataset"
-    duckdb_openai.sync(target, TABLES, log=run_log(emu), **settings(emu))
-    duckdb_openai.sync(parquet=folder, tables=TABLES, log=run_log(emu), **settings(emu))
+    duckdb_openai.sync(target, TABLES, log=run_log(emu), since=SINCE, **settings(emu))
+    duckdb_openai.sync(parquet=folder, tables=TABLES, log=run_log(emu), since=SINCE, **settings(emu))
     plain = work / "plain-parquet"
     plain.mkdir()
     con = duckdb.connect()
@@ -217,7 +230,7 @@ def measure_size(emu: Emulator, work: Path, runs: int) -> None:
     con.close()
     parquet_bytes = folder_bytes(plain)
     target_bytes = target.stat().st_size
-    print(f"   {runs:,} runs, {steps:,} steps, 250 chat completions:")
+    print(f"   {runs:,} runs, {steps:,} steps, 250 chat completions, 180 days of the ledger:")
     info("zstd Parquet, one file a table", f"{parquet_bytes / 1e6:.2f} MB")
     info("DuckDB target", f"{target_bytes / 1e6:.2f} MB")
     ratio("DuckDB target / zstd Parquet", target_bytes / parquet_bytes, 1.10)
@@ -310,10 +323,13 @@ def part_c(emu: Emulator, sizes: Sizes, work: Path) -> bool:
     )
     first_s, _, dlt_requests = requests_of(emu, lambda: pipeline.run(dlt_source(emu)))
     con = duckdb.connect(str(work / "dlt.duckdb"), read_only=True)
-    dlt_rows = {t: int(con.execute(f"SELECT count(*) FROM openai.{t}").fetchall()[0][0]) for t in TABLES}
+    dlt_rows = {t: int(con.execute(f"SELECT count(*) FROM openai.{t}").fetchall()[0][0]) for t in DLT_TABLES}
     con.close()
     sync_s, result, sync_requests = requests_of(
-        emu, lambda: duckdb_openai.sync(work / "vs-dlt.duckdb", TABLES, log=run_log(emu), **settings(emu))
+        emu,
+        lambda: duckdb_openai.sync(
+            work / "vs-dlt.duckdb", DLT_TABLES, log=run_log(emu), since=SINCE, **settings(emu)
+        ),
     )
     ok = check_rows("dlt", dlt_rows, {t: s.counts.new for t, s in result.tables.items()})
     info("dlt first run", f"{first_s:.2f} s, {dlt_requests:,} requests, {sum(dlt_rows.values()):,} rows")
@@ -321,7 +337,10 @@ def part_c(emu: Emulator, sizes: Sizes, work: Path) -> bool:
     ratio("sync / dlt, first run (time)", sync_s / first_s)
     second_s, _, dlt_again = requests_of(emu, lambda: pipeline.run(dlt_source(emu)))
     again_s, again, sync_again = requests_of(
-        emu, lambda: duckdb_openai.sync(work / "vs-dlt.duckdb", TABLES, log=run_log(emu), **settings(emu))
+        emu,
+        lambda: duckdb_openai.sync(
+            work / "vs-dlt.duckdb", DLT_TABLES, log=run_log(emu), since=SINCE, **settings(emu)
+        ),
     )
     info("dlt second run", f"{second_s:.2f} s, {dlt_again:,} requests")
     info("sync, second", f"{again_s:.2f} s, {sync_again:,} requests, {again.rows_written} rows written")
@@ -329,6 +348,9 @@ def part_c(emu: Emulator, sizes: Sizes, work: Path) -> bool:
     info("requests, second run", f"sync {sync_again:,}, dlt {dlt_again:,}")
     return ok
 
+
+#: The tables the dlt pipeline reads (its source covers the object lists, not the ledger's buckets).
+DLT_TABLES = ["assistants", "chat_completions", "chat_completion_messages", "runs", "run_steps"]
 
 PARTS = {"a": part_a, "b": part_b, "c": part_c}
 
@@ -351,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with (
             Watchdog(600 if args.quick else 1500, "bench_sync"),
-            emulator(seed=SEED, dataset=dataset, latency_ms=LATENCY_MS) as emu,
+            emulator(seed=SEED, dataset=dataset, latency_ms=LATENCY_MS, admin_key=ADMIN_KEY, now=NOW) as emu,
         ):
             for name in args.parts:
                 ok &= PARTS[name](emu, sizes, work)

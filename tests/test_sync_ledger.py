@@ -112,6 +112,8 @@ def test_the_ledger_synced_equals_the_api_and_a_rerun_writes_nothing(
         assert sum(by[f"organization.usage.{name.removeprefix('usage_')}"].values()) == 1, name
     assert sum(by["organization.costs"].values()) == 1
     assert sum(by["organization.audit_logs"].values()) == 1
+    # Read at once (each on a client of its own), yet each table's summary counts its own request.
+    assert {name: again.table(name).requests for name in LEDGER} == dict.fromkeys(LEDGER, 1)
 
 
 def test_the_open_day_is_replaced_once_it_ends(tmp_path: Path) -> None:

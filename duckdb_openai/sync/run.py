@@ -25,7 +25,7 @@ from duckdb_openai.config import Settings
 from duckdb_openai.errors import ConfigurationError
 from duckdb_openai.sync.bars import Bars
 from duckdb_openai.sync.fetch import Api
-from duckdb_openai.sync.growth import CHUNK_IDS, CHUNK_ROWS, Context, sync_unit, units
+from duckdb_openai.sync.growth import CHUNK_IDS, CHUNK_ROWS, Context, prefetch, sync_unit, units
 from duckdb_openai.sync.lock import retrying
 from duckdb_openai.sync.log import TIME_COLUMNS, Log
 from duckdb_openai.sync.parquet import ParquetTarget
@@ -204,6 +204,8 @@ def sync(
             chunk_ids=chunk_ids,
             final_after=client.settings.final_after,
         )
+        if not dry_run:
+            prefetch(context, units(chosen), client)
         for unit in units(chosen):
             if dry_run:
                 result.plan += plan_unit(context, unit)
