@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import threading
+import time
 import warnings
 from collections import Counter
 from collections.abc import AsyncGenerator, Iterable, Iterator, Sequence
@@ -153,6 +154,12 @@ class Client:
     def stats(self) -> RequestStats:
         """Request counters of this client (requests, retries, throttled)."""
         return self._api.stats if self._api is not None else RequestStats()
+
+    def server_time(self) -> float:
+        """The server's clock now (seconds since the epoch), as the last answer's `Date` header showed
+        it; the local clock before any answer."""
+        api = self._api
+        return api.server_time() if api is not None else time.time()
 
     @property
     def pacer(self) -> Pacer | None:

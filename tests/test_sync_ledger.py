@@ -155,3 +155,18 @@ def test_the_ledger_in_parquet_equals_the_duckdb_target(org_emu: Emulator, tmp_p
         only = con.execute(f"SELECT count(*) FROM (({left}) EXCEPT ALL ({right}))").fetchone()
         other = con.execute(f"SELECT count(*) FROM (({right}) EXCEPT ALL ({left}))").fetchone()
         assert only == other == (0,), name
+
+
+def test_buckets_without_usage_move_the_window_on(tmp_path: Path) -> None:
+    # The emulator on the real clock: its usage ended on 2025-03-29, so every day since is empty. A rerun
+    # still reads only from the last ended day (the server's clock says which days have ended).
+    path = tmp_path / "ledger.duckdb"
+    with Emulator(seed=7, mode="thread", api_key=KEY, admin_key=ADMIN) as emu:
+        duckdb_openai.sync(path, ["usage_embeddings"], since="2025-03-25", **settings(emu))
+        emu.reset()
+        again = duckdb_openai.sync(path, ["usage_embeddings"], **settings(emu))
+        assert again.rows_written == 0
+        assert sum(emu.stats()["by_endpoint"]["organization.usage.embeddings"].values()) == 1
+        [query] = [r["query"] for r in emu.requests()]
+    yesterday = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).date()
+    assert dt.datetime.fromtimestamp(int(query["start_time"][0]), dt.UTC).date() == yesterday

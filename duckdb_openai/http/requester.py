@@ -88,6 +88,8 @@ PREVIEW_CHARS = 300
 TOKEN_REUSE_S = 30.0
 #: Tokens remembered for redaction: a server may still echo one that was replaced a moment ago.
 TOKENS_REMEMBERED = 8
+#: The shortest key whose echo in a 2xx body is replaced by `***` (see `_without_credentials`).
+MIN_REDACTED_BODY_SECRET = 8
 #: How much of a token provider's error message a ConfigurationError quotes.
 PROVIDER_MESSAGE_CHARS = 500
 
@@ -505,8 +507,10 @@ class Requester:
         return time.time() + self.clock_offset
 
     def _without_credentials(self, body: bytes) -> bytes:
+        # A secret of a few characters (no real key or token is) would also match ordinary data (a key
+        # "sk" inside every id starting "sk"): the rows would be silently changed, so only longer ones go.
         for secret in (self._key, self._admin):
-            if secret is not None and secret in body:
+            if secret is not None and len(secret) >= MIN_REDACTED_BODY_SECRET and secret in body:
                 body = body.replace(secret, b"***")
         for token in self._tokens.recent if self._tokens is not None else ():
             if token.encode() in body:

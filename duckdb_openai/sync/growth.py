@@ -114,8 +114,13 @@ class Context:
     chunk_ids: int = CHUNK_IDS
     #: Seconds past its expiry after which an unfinished object counts as final (`is_final`).
     final_after: float = 0.0
-    #: Lists already read concurrently (`prefetch`), by table: the request, its batches and requests.
-    prefetched: dict[str, Future[tuple[Request, list[pa.RecordBatch], int]]] = field(default_factory=dict)
+    #: Lists already read concurrently (`prefetch`), by table: the request, its batches, its requests, and
+    #: the server's clock when it was read.
+    prefetched: dict[str, Future[tuple[Request, list[pa.RecordBatch], int, float]]] = field(
+        default_factory=dict
+    )
+    #: The server's clock when each table's list was last read (its Date header): which buckets had ended.
+    server_time: dict[str, float] = field(default_factory=dict)
 
     # -- requests ----------------------------------------------------------------------------------------
 
@@ -161,8 +166,9 @@ class Context:
         page is awaited, so the children fetched between pages count for themselves)."""
         ahead = self.prefetched.pop(name, None)
         if ahead is not None:
-            asked, batches, sent = ahead.result()
+            asked, batches, sent, server = ahead.result()
             if asked == request:
+                self.server_time[name] = server
                 self.result.table(name).requests += sent
                 for batch in batches:
                     self.bars.rows(name, batch.num_rows)
@@ -173,6 +179,7 @@ class Context:
             while True:
                 with self._counted(name):
                     batch = next(pages, None)
+                self.server_time[name] = self.api.client.server_time()
                 if batch is None:
                     return
                 self.bars.rows(name, batch.num_rows)
@@ -461,9 +468,10 @@ def prefetch(ctx: Context, chosen: Sequence[Unit], client: Client) -> None:
         return
     pool = ThreadPoolExecutor(max_workers=min(len(requests), PREFETCH_THREADS), thread_name_prefix="sync")
 
-    def read(request: Request) -> tuple[Request, list[pa.RecordBatch], int]:
+    def read(request: Request) -> tuple[Request, list[pa.RecordBatch], int, float]:
         with Client(settings=client.settings) as own:
-            return request, list(own.read(request)), own.stats.requests
+            batches = list(own.read(request))
+            return request, batches, own.stats.requests, own.server_time()
 
     for name, request in requests.items():
         ctx.prefetched[name] = pool.submit(read, request)
@@ -484,18 +492,11 @@ def _buckets(ctx: Context, unit: Unit) -> None:
         rows = rows.append_column(top.schema.field(growth.final_column), final)
         complete = _floor(ctx.now, growth.width)
     else:
-        # By the server's clock, which set the flag: the first bucket still open, else the last one's end
-        # (a day without usage has no row: it is read again, which costs no more request).
-        assert flag is not None, (
-            f"{top.name}: a Buckets growth without final_column needs the resource's flag"
-        )
-        open_starts = rows.filter(rows.column(flag)).column(growth.start)
-        if len(open_starts):
-            complete = pc.min(open_starts).as_py()
-        elif rows.num_rows:
-            complete = pc.max(ends).as_py()
-        else:
-            complete = start + growth.reread * growth.width  # nothing: this sync's window again next time
+        # By the server's clock, which set the flag (its Date header): every bucket before the one it is
+        # in has ended, with usage or without (an endpoint nobody used moves on too).
+        assert flag is not None, f"{top.name}: a Buckets growth without final_column needs its flag"
+        server = datetime.fromtimestamp(ctx.server_time.get(top.name, ctx.now.timestamp()), UTC)
+        complete = max(start, _floor(server, growth.width))
     batch = Batch()
     batch.add(top.name, rows)
     batch.replace_from[top.name] = start

@@ -38,6 +38,9 @@ from duckdb_openai.sync.upsert import Counts, ident, upsert
 
 __all__ = ["LEASE_S", "DuckDBTarget", "Target", "arrow_schema", "evolution", "widens"]
 
+#: The block size of a database file the sync creates (bytes; DuckDB's default is 262,144).
+FILE_BLOCK_SIZE = 16_384
+
 #: A lease (an attached catalog's lock) not renewed for this long is taken over by another machine's sync;
 #: on the same machine, a lease whose process is gone is taken over at once.
 LEASE_S = 15 * 60.0
@@ -199,6 +202,11 @@ class DuckDBTarget(Target):
         where = os.fspath(path)
         description = f"the DuckDB database {where}"
         try:
+            if not read_only and not os.path.exists(where):
+                # A new file gets 16 KiB blocks (DuckDB's default is 256 KiB): a history of many small
+                # tables is about a quarter of the size. Made by a connection of its own, closed at once,
+                # so the sync's connection (and any other in this process) has the default settings.
+                duckdb.connect(where, config={"default_block_size": str(FILE_BLOCK_SIZE)}).close()
             con = duckdb.connect(where, read_only=read_only)
         except duckdb.Error as exc:
             other = duckdb_lock_holder(exc)
