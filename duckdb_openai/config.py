@@ -10,6 +10,7 @@ False
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import inspect
 import ipaddress
 import os
@@ -307,7 +308,7 @@ class Settings:
             max_retries=max_retries,
             max_concurrency=max_concurrency,
             requests_per_second=requests_per_second,
-            http2=http2,
+            http2=_check_http2(http2),
             both_ends=bool(both_ends),
             max_pages=max_pages,
             on_error=check_on_error(on_error),
@@ -643,6 +644,18 @@ def _resolve_verify(
         if ca_dir is not None and not os.path.isdir(ca_dir):
             raise ConfigurationError(f"the CA directory {ca_dir!r} from {origin_dir} is not a directory")
     return ca_file, ca_dir, True
+
+
+def _check_http2(http2: object) -> bool:
+    """http2 as a bool; ConfigurationError, before anything is sent, when HTTP/2 is asked for without
+    the `h2` package (the `[http2]` extra) that httpx needs for it."""
+    if not isinstance(http2, bool):
+        raise ConfigurationError(f"http2 must be True or False, not {http2!r}")
+    if http2 and importlib.util.find_spec("h2") is None:
+        raise ConfigurationError(
+            "http2=True needs the h2 package: pip install 'duckdb-openai[http2]' (or pass http2=False)"
+        )
+    return http2
 
 
 def _check_int(name: str, value: int, *, low: int, high: int) -> None:

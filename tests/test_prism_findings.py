@@ -118,7 +118,7 @@ def test_an_error_after_the_first_page_of_a_catalog_table_is_one_line_naming_its
         con, registration = connect(server.base_url)
         message = error_of(con, "SELECT id FROM openai.chat.completions")
         registration.close()
-    hidden = "openai.chat.completions source (needs duckdb_openai.register on this connection or cursor)"
+    hidden = "openai.chat.completions source (made by duckdb_openai.register on this connection or cursor)"
     assert re.fullmatch(
         f"Invalid Input Error: reading the stream registered as '{re.escape(hidden)}' failed: "
         "FetchError: chat_completions failed for the whole list: ResponseFormatError: the API said "

@@ -205,3 +205,19 @@ def test_a_proxy_that_cannot_be_parsed_is_refused_without_showing_its_password(p
     with pytest.raises(ConfigurationError, match=r"is not a valid http\(s\):// URL") as info:
         Settings.resolve(api_key=KEY, proxy=proxy.format(pw=PASSWORD))
     assert PASSWORD not in str(info.value)
+
+
+def test_http2_without_its_extra_is_a_configuration_error_before_anything_is_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "h2" else real(name, *a)
+    )
+    with pytest.raises(
+        ConfigurationError, match=r"http2=True needs the h2 package: pip install 'duckdb-openai\[http2\]'"
+    ):
+        Settings.resolve(api_key="sk-test-0123456789", http2=True, env={})
+    assert Settings.resolve(api_key="sk-test-0123456789", http2=False, env={}).http2 is False

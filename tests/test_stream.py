@@ -30,7 +30,7 @@ from tests.helpers import KEY, connect
 from tests.scripted import ScriptedServer
 
 SQL = "SELECT id FROM openai.chat.completions"
-HIDDEN = "openai.chat.completions source (needs duckdb_openai.register on this connection or cursor)"
+HIDDEN = "openai.chat.completions source (made by duckdb_openai.register on this connection or cursor)"
 #: How DuckDB words a failed pull of the catalog's stream; the package error follows on the same line.
 PULL_FAILED = f"Invalid Input Error: reading the stream registered as '{HIDDEN}' failed: "
 PAGE = 20

@@ -389,10 +389,10 @@ def attach_catalog(
         source = _scan_class(sources.ArrowScanSource)(
             client, resource, sources.nodes, table=table, owner=id(con)
         )
-        # Named as its own explanation: on a connection or cursor that was not registered, DuckDB says
-        # "Table with name <this> does not exist"; a failed scan, "exporting a stream from the object
-        # registered as '<this>' failed: ...".
-        hidden = f"{table} source (needs duckdb_openai.register on this connection or cursor)"
+        # Named as its own explanation, in words true in both of DuckDB's messages that show it: on a
+        # connection or cursor that was not registered, "Table with name <this> does not exist"; a failed
+        # scan, "exporting a stream from the object registered as '<this>' failed: ...".
+        hidden = f"{table} source (made by duckdb_openai.register on this connection or cursor)"
         # The hidden source is per connection (temp); the views over it are shared by every connection of
         # the database and read `temp`, which is each connection's own.
         con._register_arrow_source(hidden, source)
