@@ -415,7 +415,7 @@ def test_the_checks_catch_a_row_that_was_not_served_and_a_raw_error() -> None:
     assert error_problem(clear, query) is None
     assert error_problem(f"{udf}ArrowInvalid: JSON parse error", query) == "a raw error escaped"
     stream = (
-        "Invalid Input Error: reading the stream registered as 'openai.conversations.items source (needs "
+        "Invalid Input Error: reading the stream registered as 'openai.conversations.items source (made by "
         "duckdb_openai.register on this connection or cursor)' failed: "
     )
     midstream = f"{stream}FetchError: conversation_items failed for the whole list: ResponseFormatError: x"
