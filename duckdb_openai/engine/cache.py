@@ -45,8 +45,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -109,18 +110,32 @@ def _namespace(resource: Resource) -> str:
     return found
 
 
+#: What `urlencode` leaves as it is (`quote_plus`'s safe characters).
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def _encoded(pairs: Iterable[tuple[str, str]]) -> str:
+    """`urlencode(pairs)`, without its cost (~35 us a key, a fifth of a warm query's time per run) when
+    every name and value is plain, as ids and options are."""
+    listed = list(pairs)
+    plain = _PLAIN.fullmatch
+    if all(plain(name) and plain(value) for name, value in listed):
+        return "&".join(f"{name}={value}" for name, value in listed)
+    return urlencode(listed)
+
+
 def list_key(request: Request) -> StoreKey:
     """The key of a list's kept rows: its keys and the parameters that change its rows (not the order)."""
-    keys = urlencode(list(request.keys.items()))
+    keys = _encoded(request.keys.items())
     return StoreKey(
-        _namespace(request.resource), f"{request.resource.name}/list?{keys}|{urlencode(request.params)}"
+        _namespace(request.resource), f"{request.resource.name}/list?{keys}|{_encoded(request.params)}"
     )
 
 
 def _item_key(request: Request) -> StoreKey:
     resource = request.resource
-    keys = urlencode([*request.keys.items(), (resource.item_key.name, request.item_id or "")])
-    return StoreKey(_namespace(resource), f"{resource.name}/item?{keys}|{urlencode(request.params)}")
+    keys = _encoded([*request.keys.items(), (resource.item_key.name, request.item_id or "")])
+    return StoreKey(_namespace(resource), f"{resource.name}/item?{keys}|{_encoded(request.params)}")
 
 
 def _list_key_of_item(request: Request) -> StoreKey | None:
@@ -131,8 +146,8 @@ def _list_key_of_item(request: Request) -> StoreKey | None:
         return None
     if any(not o.on_item for o in resource.options if o.name != resource.order_option):
         return None
-    keys = urlencode(list(request.keys.items()))
-    return StoreKey(_namespace(resource), f"{resource.name}/list?{keys}|{urlencode(request.params)}")
+    keys = _encoded(request.keys.items())
+    return StoreKey(_namespace(resource), f"{resource.name}/list?{keys}|{_encoded(request.params)}")
 
 
 def _status_key(resource: str, ids: Sequence[str]) -> str:
