@@ -322,7 +322,7 @@ def test_memory_is_bounded(emu: Emulator) -> None:
 
 
 def test_memory_drops_the_least_recently_used_first() -> None:
-    store = MemoryStore(max_bytes=1 << 20, hot_max_bytes=0)  # packed entries only
+    store = MemoryStore(max_bytes=1 << 20)
     rows = pa.table({"id": pa.array([f"step_{k:04d}" for k in range(100)])})
     keys = [StoreKey("ns", f"run_steps/list?run_id=run_{k}|") for k in range(3)]
     store.put(keys[0], Entry(rows, 0.0, True, True))
@@ -333,32 +333,6 @@ def test_memory_drops_the_least_recently_used_first() -> None:
     store.put(keys[2], Entry(rows, 0.0, True, True))
     assert [store.get(k, rows.schema) is not None for k in keys] == [True, False, True]
     assert store.info().entries == 2 and 0 < store.info().bytes <= store.max_bytes
-
-
-def test_memory_keeps_recent_entries_decoded_within_the_bound() -> None:
-    rows = pa.table({"id": pa.array([f"step_{k:04d}" for k in range(100)])})
-    keys = [StoreKey("ns", f"run_steps/list?run_id=run_{k}|") for k in range(3)]
-    packed_only = MemoryStore(max_bytes=1 << 20, hot_max_bytes=0)
-    packed_only.put(keys[0], Entry(rows, 0.0, True, True))
-    packed = packed_only.info().bytes
-    store = MemoryStore(max_bytes=1 << 20)
-    store.put(keys[0], Entry(rows, 0.0, True, True))
-    decoded = store.info().bytes - packed
-    assert decoded > rows.get_total_buffer_size()  # the decoded copy is counted, C++ objects included
-    first = store.get(keys[0], rows.schema)
-    assert first is not None and first.rows.equals(rows)
-    assert store.get(keys[0], rows.schema) is first  # served decoded: not read again
-    # Room for two packed entries and one decoded copy: decoded copies go first, the rows stay.
-    store.max_bytes = 2 * packed + decoded + decoded // 2
-    store.put(keys[1], Entry(rows, 0.0, True, True))
-    assert store.info().entries == 2 and store.info().bytes <= store.max_bytes
-    assert store.get(keys[0], rows.schema) is not first  # its decoded copy was dropped for key 1's
-    assert all(store.get(k, rows.schema).rows.equals(rows) for k in keys[:2])  # type: ignore[union-attr]
-    assert store.info().bytes <= store.max_bytes
-    # A decoded copy is never kept past its own bound (a quarter of the memory bound at most).
-    assert MemoryStore(max_bytes=1000).hot_max_bytes == 250
-    store.clear()
-    assert store.info().bytes == 0 and store.get(keys[0], rows.schema) is None
 
 
 # -- on disk --------------------------------------------------------------------------------------------

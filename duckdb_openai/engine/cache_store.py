@@ -10,9 +10,7 @@ Two kinds of facts are stored (`cache.py` decides what they are):
 - statuses: a parent object (a run) seen in a terminal status, and when that was learned.
 
 In memory (`MemoryStore`), an entry is kept as LZ4-compressed Arrow IPC messages rather than as a table:
-what it holds is what it weighs, so `cache_max_bytes` bounds the memory it takes. The most recently
-used entries are also kept decoded, up to `HOT_MAX_BYTES` (their estimated weight counted in the bound):
-a warm query over a thousand runs then decodes nothing. With a `cache_dir`,
+what it holds is what it weighs, so `cache_max_bytes` bounds the memory it takes. With a `cache_dir`,
 a memory store sits in front of the disk (`LayeredStore`): a process reads each file once.
 
 On disk (`DiskStore`), under `<cache_dir>/cache-v2/<scope>/`, where the scope is a hash of the base URL,
@@ -111,13 +109,6 @@ _STATUS_LOG = "statuses.log"
 #: larger. One codec object: making one per call costs as much as decompressing.
 _CODEC_NAME = "lz4"
 _CODEC = pa.Codec(_CODEC_NAME)
-#: The most a memory store keeps of decoded entries (tables) beside the packed ones: a small run's steps
-#: decoded weigh ~40-60 KB (its buffers and ~600 bytes of C++ objects per array), against ~10 KB
-#: packed, and decoding one costs ~90 us, half of a warm LATERAL query's time per run. 64 MiB holds
-#: the last ~1,500 runs of ~10 steps; a 20,000-run LATERAL's peak memory grows by at most this.
-HOT_MAX_BYTES = 64 * 1024 * 1024
-#: The estimated weight of one array's C++ objects in a decoded table (measured: ~34 KB for 56 arrays).
-_ARRAY_OVERHEAD = 600
 #: What reading a damaged or foreign file may raise; all of it means "drop it and fetch again".
 _UNREADABLE = (OSError, ValueError, KeyError, TypeError, pa.ArrowException, UnicodeDecodeError)
 #: The longest a layered store waits for one file operation; past it the folder is left for memory.
@@ -235,108 +226,41 @@ def _batches(blob: bytes, sizes: Sequence[int], schema: pa.Schema, *, validate: 
     return pa.Table.from_batches(batches, schema=schema)
 
 
-def _arrays(schema: pa.Schema) -> int:
-    """How many arrays a batch of `schema` holds (nested fields included)."""
-    found = _ARRAYS.get(schema)
-    if found is None:
-
-        def count(kind: pa.DataType) -> int:
-            return 1 + sum(count(kind.field(i).type) for i in range(kind.num_fields))
-
-        found = _ARRAYS[schema] = sum(count(field.type) for field in schema)
-    return found
-
-
-_ARRAYS: dict[pa.Schema, int] = {}
-
-
-def _decoded_size(rows: pa.Table) -> int:
-    """The estimated weight of a decoded entry: its buffers and its arrays' C++ objects."""
-    chunks = max(1, rows.column(0).num_chunks) if rows.num_columns else 1
-    return int(rows.get_total_buffer_size()) + _ARRAY_OVERHEAD * _arrays(rows.schema) * chunks
-
-
 class MemoryStore:
-    """Entries in memory, at most `max_bytes` of Arrow IPC messages and of the decoded entries kept
-    beside them (at most `hot_max_bytes`), least recently used dropped first."""
+    """Entries in memory, at most `max_bytes` of Arrow IPC messages, least recently used dropped first."""
 
-    def __init__(self, max_bytes: int, hot_max_bytes: int = HOT_MAX_BYTES) -> None:
+    def __init__(self, max_bytes: int) -> None:
         self.location = "memory"
         self.max_bytes = max_bytes
-        self.hot_max_bytes = min(hot_max_bytes, max_bytes // 4)
         self._lock = threading.Lock()
         self._entries: OrderedDict[StoreKey, _Packed] = OrderedDict()
         self._bytes = 0
-        #: Decoded entries, the most recently used; their estimated weight is counted in `_bytes` too.
-        self._hot: OrderedDict[StoreKey, tuple[Entry, int]] = OrderedDict()
-        self._hot_bytes = 0
         self._statuses: dict[str, tuple[str, float]] = {}
 
     def get(self, key: StoreKey, schema: pa.Schema) -> Entry | None:
         with self._lock:
-            hot = self._hot.get(key)
-            if hot is not None:
-                self._hot.move_to_end(key)
-                self._entries.move_to_end(key)
-                return hot[0]
             found = self._entries.get(key)
             if found is None:
                 return None
             self._entries.move_to_end(key)
-        entry = found.entry(schema)
-        with self._lock:
-            if self._entries.get(key) is found:  # not replaced or dropped meanwhile
-                self._heat(key, entry)
-        return entry
+        return found.entry(schema)
 
-    def put(self, key: StoreKey, entry: Entry, *, replace: bool = False, own: bool = False) -> None:
-        """Keep `entry`; `own`: its rows hold only their own buffers (read from a file), so they are
-        kept decoded as they are."""
+    def put(self, key: StoreKey, entry: Entry, *, replace: bool = False) -> None:
         # Serialized, the rows are also copied out of the pages decoded with them: an entry holds only
-        # its own rows (the decoded entry kept is read back from them).
+        # its own rows.
         packed = _Packed.of(entry)
         size = packed.size
-        decoded = (entry if own else packed.entry(entry.rows.schema)) if self.hot_max_bytes else None
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
                 self._bytes -= old.size
-            self._cool(key)
             if size > self.max_bytes:
                 return
             self._entries[key] = packed
             self._bytes += size
-            if decoded is not None:
-                self._heat(key, decoded)
-            self._shrink()
-
-    def _heat(self, key: StoreKey, entry: Entry) -> None:
-        """Keep `entry` decoded (with the lock held)."""
-        size = _decoded_size(entry.rows)
-        if size > self.hot_max_bytes:
-            return
-        self._cool(key)
-        self._hot[key] = (entry, size)
-        self._hot_bytes += size
-        self._bytes += size
-        while self._hot_bytes > self.hot_max_bytes:
-            self._cool(next(iter(self._hot)))
-        self._shrink()
-
-    def _cool(self, key: StoreKey) -> None:
-        """Drop the decoded copy of `key`, if kept (with the lock held)."""
-        hot = self._hot.pop(key, None)
-        if hot is not None:
-            self._hot_bytes -= hot[1]
-            self._bytes -= hot[1]
-
-    def _shrink(self) -> None:
-        """Drop decoded copies, then packed entries, least recently used first, to the bound."""
-        while self._bytes > self.max_bytes and self._hot:
-            self._cool(next(iter(self._hot)))
-        while self._bytes > self.max_bytes and self._entries:
-            _, dropped = self._entries.popitem(last=False)
-            self._bytes -= dropped.size
+            while self._bytes > self.max_bytes:
+                _, dropped = self._entries.popitem(last=False)
+                self._bytes -= dropped.size
 
     def status(self, key: str) -> tuple[str, float] | None:
         with self._lock:
@@ -355,8 +279,6 @@ class MemoryStore:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-            self._hot.clear()
-            self._hot_bytes = 0
             self._statuses.clear()
             self._bytes = 0
 
@@ -595,7 +517,7 @@ class LayeredStore:
         if found is None:
             found = await self._off_loop(lambda disk: disk.get(key, schema), None)
             if found is not None:
-                self.front.put(key, found, own=True)  # read from its file: buffers of its own
+                self.front.put(key, found)
         return found
 
     async def put(self, key: StoreKey, entry: Entry, *, replace: bool = False) -> None:
