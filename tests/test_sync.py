@@ -298,7 +298,11 @@ def test_dry_run_sends_nothing_and_writes_nothing(emu: Emulator, tmp_path: Path)
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"tables": ["chat_completion"]}, "no sync table 'chat_completion'; the tables are assistants,"),
+        (
+            {"tables": ["chat_completion"]},
+            "no sync table 'chat_completion'; did you mean 'chat_completions'? the tables are assistants,",
+        ),
+        ({"tables": ["zzzz"]}, "no sync table 'zzzz'; the tables are assistants,"),
         ({"since": "last tuesday"}, "since 'last tuesday' is not a date"),
         ({"log": "not a table!"}, "log 'not a table!' is neither a table name nor a file"),
         ({"log": pa.table({"response_id": ["resp_ok", "resp/../x"]})}, "invalid response_id 'resp/../x'"),

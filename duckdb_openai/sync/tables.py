@@ -41,6 +41,7 @@ key=("id",), time="created_at", growth=Whole())`; add them to `TABLES`.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -402,7 +403,9 @@ def resolve_tables(
         found = by_name.get(item) if isinstance(item, str) else None
         if found is None:
             known = ", ".join(t.name for t in declared)
-            raise ConfigurationError(f"no sync table {item!r}; the tables are {known}")
+            close = difflib.get_close_matches(item, list(by_name), n=1) if isinstance(item, str) else []
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigurationError(f"no sync table {item!r}; {hint}the tables are {known}")
         chosen.append(found)
     names = {t.name for t in chosen}
     notes: list[str] = []
