@@ -12,7 +12,10 @@ a. The first sync into a new DuckDB file against the same reads as plain queries
    0); both against the emulator's ground truth (rows per table).
 b. Size: the DuckDB target's file against the same rows as zstd Parquet, one file a table (target
    <= 1.10x), and the Parquet target's dataset against the same; for RUNS runs and, by default, for
-   10,000 (an emulator without latency of its own: size does not depend on it).
+   10,000 (an emulator without latency of its own: size does not depend on it). Then the same rows
+   synced by a daily job (8 syncs into one file, each with an eighth more of the runs and the clock a
+   day on), with compaction as it is by default and with compact=False: the file against the one
+   synced at once and against zstd Parquet.
 c. dlt (`pip install 'duckdb-openai[bench]'`): a `rest_api` source over the same endpoints, cursor
    pagination on `last_id`/`has_more`, incremental cursors on the creation time, `merge` into DuckDB,
    its dependent resources parallelized over 32 workers; first and second run against the sync: time,
@@ -33,7 +36,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +56,8 @@ __all__ = ["main"]
 SEED = 7
 CONCURRENCY = 32
 LATENCY_MS = 200.0
+#: The syncs of part b's daily job.
+DAYS = 8
 #: The ledger's first day and the emulator's clock: 180 whole days.
 SINCE = "2024-10-01"
 NOW = datetime(2025, 3, 30, tzinfo=UTC)
@@ -206,15 +211,49 @@ def part_a(emu: Emulator, sizes: Sizes, work: Path) -> bool:
 
 def part_b(emu: Emulator, sizes: Sizes, work: Path) -> bool:
     print("\nb. size on disk: the DuckDB target and the Parquet target against zstd Parquet of the same rows")
+    largest = max(sizes.runs, sizes.size_runs)
+    measured: tuple[int, int] = (0, 0)
     for runs in [sizes.runs, *([sizes.size_runs] if sizes.size_runs else [])]:
         # Size does not depend on latency: a population of its own, served without any.
-        dataset = DatasetConfig(threads=runs // 4, runs_per_thread=4, mean_steps=10.0, edge_runs=False)
-        with emulator(seed=SEED, dataset=dataset, admin_key=ADMIN_KEY, now=NOW) as fast:
-            measure_size(fast, work / f"size-{runs}", runs)
+        with emulator(seed=SEED, dataset=population(runs), admin_key=ADMIN_KEY, now=NOW) as fast:
+            measured = measure_size(fast, work / f"size-{runs}", runs)
+    daily_job(work / "daily", largest, *measured)
     return True
 
 
-def measure_size(emu: Emulator, work: Path, runs: int) -> None:
+def population(runs: int) -> DatasetConfig:
+    return DatasetConfig(threads=runs // 4, runs_per_thread=4, mean_steps=10.0, edge_runs=False)
+
+
+def daily_job(work: Path, runs: int, fresh_bytes: int, parquet_bytes: int) -> None:
+    """The same rows synced by a daily job: DAYS syncs into one file, each with runs // DAYS more runs in
+    the log and the organization's clock a day later (so the open day is replaced and the window of
+    recent buckets read again); with compaction as it is by default, and without."""
+    print(
+        f"   a daily job: {DAYS} syncs of {runs // DAYS:,} more runs each, the clock a day on each time "
+        f"(the same {runs:,} runs in the end):"
+    )
+    work.mkdir()
+    for compact in (None, False):
+        path = work / f"daily-{'default' if compact is None else 'never'}.duckdb"
+        compactions = 0
+        for day in range(DAYS):
+            clock = NOW - timedelta(days=DAYS - 1 - day)
+            with emulator(seed=SEED, dataset=population(runs), admin_key=ADMIN_KEY, now=clock) as fast:
+                log = run_log(fast).slice(0, runs * (day + 1) // DAYS)
+                result = duckdb_openai.sync(
+                    path, TABLES, log=log, since=SINCE, compact=compact, **settings(fast)
+                )
+            compactions += any(note.startswith("compacted") for note in result.notes)
+        size = path.stat().st_size
+        label = f"compacted {compactions} times of {DAYS}" if compact is None else "compact=False"
+        info(f"DuckDB target after the job, {label}", f"{size / 1e6:.2f} MB")
+        ratio("  / the same rows synced at once", size / fresh_bytes)
+        ratio("  / zstd Parquet", size / parquet_bytes, 1.10)
+
+
+def measure_size(emu: Emulator, work: Path, runs: int) -> tuple[int, int]:
+    """Print the sizes; (the DuckDB target's bytes, zstd Parquet's)."""
     work.mkdir()
     target = work / "h.duckdb"
     folder = work / "dataset"
@@ -237,6 +276,7 @@ def measure_size(emu: Emulator, work: Path, runs: int) -> None:
     dataset_bytes = folder_bytes(folder)
     info("Parquet target (a file a table and day)", f"{dataset_bytes / 1e6:.2f} MB")
     ratio("Parquet target / zstd Parquet", dataset_bytes / parquet_bytes, 1.10)
+    return target_bytes, parquet_bytes
 
 
 def dlt_source(emu: Emulator) -> Any:

@@ -29,7 +29,7 @@ import sys, duckdb_openai
 kind, target, url, log = sys.argv[1:5]
 settings = dict(api_key="sk-test", base_url=url, progress="off", max_concurrency=4)
 settings |= dict(chunk_rows=40, chunk_ids=4)
-where = {"parquet": target} if kind == "parquet" else {"target": target}
+where = {"parquet": target} if kind == "parquet" else {"target": target, "compact": True}
 duckdb_openai.sync(log=log, **where, **settings)
 """
 

@@ -7,6 +7,7 @@
     $ duckdb-openai sync --parquet history/ --log calls.csv     # responses and conversations of a log
     $ duckdb-openai sync lake --attach 'ducklake:metadata.ducklake' --log runs.csv
     $ duckdb-openai sync --dry-run                              # what would be read; nothing sent
+    $ duckdb-openai sync --compact                              # and rewrite the file without free blocks
 
 The summary goes to stdout. Errors print one line, `error: ...`, on stderr with exit status 1 (2 for a
 wrong command line); a target another sync holds exits with 75 (EX_TEMPFAIL: try again later), so a
@@ -83,6 +84,15 @@ def sync_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Say what would be read; send nothing, write nothing.")
     ] = False,
+    compact: Annotated[
+        bool | None,
+        typer.Option(
+            "--compact/--no-compact",
+            help="Rewrite the DuckDB file without its free blocks after the sync (default: when they make "
+            "up a fifth of it).",
+            show_default=False,
+        ),
+    ] = None,
     wait: Annotated[
         float, typer.Option("--wait", min=0, help="Seconds to wait for another sync of the target.")
     ] = 0.0,
@@ -120,6 +130,7 @@ def sync_command(
             log=log,
             since=since,
             dry_run=dry_run,
+            compact=compact,
             wait=wait,
             **settings,
         )

@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 
 from duckdb_openai.errors import ConfigurationError
 from duckdb_openai.schema import duckdb_type
+from duckdb_openai.sync.durable import replace
 from duckdb_openai.sync.lock import FolderLock, held
 from duckdb_openai.sync.state import FORMAT_VERSION, STATE_TABLE, Batch, State, encode
 from duckdb_openai.sync.tables import Buckets, SyncTable
@@ -56,25 +57,6 @@ _INCOMING = "__duckdb_openai_sync_incoming"
 def sql_text(value: str) -> str:
     """`value` as a SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
-
-
-def _fsync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _replace(temporary: Path, final: Path) -> None:
-    """Flush `temporary` to disk and move it over `final` (atomic on one file system)."""
-    descriptor = os.open(temporary, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-    os.replace(temporary, final)
-    _fsync_dir(final.parent)
 
 
 def _days(times: pa.ChunkedArray | pa.Array) -> list[str]:
@@ -146,7 +128,7 @@ class ParquetTarget(Target):
         path = self.folder / STATE_FILE
         temporary = self.folder / f".{STATE_TABLE}.{uuid.uuid4().hex}.tmp"
         temporary.write_text(encode(document) + "\n", encoding="utf-8")
-        _replace(temporary, path)
+        replace(temporary, path)
 
     # -- preparing ---------------------------------------------------------------------------------------
 
@@ -199,7 +181,7 @@ class ParquetTarget(Target):
             "(FORMAT parquet, COMPRESSION zstd)",
             dict(params or {}),
         )
-        _replace(temporary, path)
+        replace(temporary, path)
 
     def _row_days(
         self, table: SyncTable, rows: pa.Table, batch: Batch, tables: Mapping[str, SyncTable]

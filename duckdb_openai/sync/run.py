@@ -120,6 +120,7 @@ def sync(
     log: Any = None,
     since: date | datetime | str | None = None,
     dry_run: bool = False,
+    compact: bool | None = None,
     wait: float = 0.0,
     now: datetime | None = None,
     client: Client | None = None,
@@ -138,7 +139,9 @@ def sync(
     list: a table or view name of the target's connection, a file DuckDB reads, or a pyarrow table (see
     `log.py`). `since`: bounds the first backfill of a table (chat completions created from then on;
     buckets from then on) and chooses the log's rows from then on, if it has a time column. `dry_run`:
-    print what would be read, send nothing, write nothing. `wait`: seconds to wait for another sync of
+    print what would be read, send nothing, write nothing. `compact`: rewrite the DuckDB file the sync
+    opened without its free blocks after the sync (None: when they make up a fifth of it; see
+    `compact.py`). `wait`: seconds to wait for another sync of
     the target to finish before giving up. `now`: the time that decides which bucket has ended (default:
     the current time). Other keyword arguments are the client's settings (`api_key`, `base_url`,
     `max_concurrency`, `progress`, ...), as `Client` takes them; `cache` defaults to False (the target
@@ -154,6 +157,15 @@ def sync(
     for name, value in (("chunk_rows", chunk_rows), ("chunk_ids", chunk_ids)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigurationError(f"{name} must be a whole number of at least 1, not {value!r}")
+    if compact is not None and not isinstance(compact, bool):
+        raise ConfigurationError(
+            f"compact must be True, False or None (when a fifth is free), not {compact!r}"
+        )
+    if compact and (parquet is not None or con is not None):
+        raise ConfigurationError(
+            "compact=True applies to a DuckDB file the sync opens itself; a Parquet dataset has nothing to "
+            "compact, and an attached catalog is compacted by whoever attached it"
+        )
     if client is not None and settings:
         raise ConfigurationError("pass the settings or a client, not both")
     asked = list(tables) if tables is not None else None
@@ -211,6 +223,13 @@ def sync(
                 result.plan += plan_unit(context, unit)
             else:
                 sync_unit(context, unit)
+        if not dry_run:
+            if reader is not None:
+                reader.close()  # its connection, if any, would keep the file from being compacted
+                reader = None
+            note = destination.compact(compact)
+            if note is not None:
+                result.notes.append(note)
     finally:
         bars.close()
         api.close()

@@ -31,15 +31,13 @@ import pyarrow as pa
 
 from duckdb_openai.errors import ConfigurationError
 from duckdb_openai.schema import duckdb_type
+from duckdb_openai.sync.compact import FILE_BLOCK_SIZE, compact
 from duckdb_openai.sync.lock import BusyError, describe_holder, duckdb_lock_holder, held, holder
 from duckdb_openai.sync.state import FORMAT_VERSION, LEASE_SCOPE, STATE_TABLE, Batch, State, decode, encode
 from duckdb_openai.sync.tables import Buckets, SyncTable
 from duckdb_openai.sync.upsert import Counts, ident, upsert
 
 __all__ = ["LEASE_S", "DuckDBTarget", "Target", "arrow_schema", "evolution", "widens"]
-
-#: The block size of a database file the sync creates (bytes; DuckDB's default is 262,144).
-FILE_BLOCK_SIZE = 16_384
 
 #: A lease (an attached catalog's lock) not renewed for this long is taken over by another machine's sync;
 #: on the same machine, a lease whose process is gone is taken over at once.
@@ -131,6 +129,11 @@ class Target(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
+    def compact(self, mode: bool | None) -> str | None:
+        """Give back the space a sync left free, where the target has such a thing (`compact.py`); a
+        note for the summary, or None."""
+        return None
+
     def lookup(
         self, table: SyncTable, columns: Sequence[str], column: str, values: Sequence[str]
     ) -> pa.Table:
@@ -182,6 +185,8 @@ class DuckDBTarget(Target):
         self.con = con
         self.catalog = catalog
         self.description = description
+        #: The file this sync opened itself for writing (None: an attached catalog, or read-only).
+        self.path: str | None = None
         self._own = own
         self._lease = lease
         self._leased = False
@@ -203,9 +208,9 @@ class DuckDBTarget(Target):
         description = f"the DuckDB database {where}"
         try:
             if not read_only and not os.path.exists(where):
-                # A new file gets 16 KiB blocks (DuckDB's default is 256 KiB): a history of many small
-                # tables is about a quarter of the size. Made by a connection of its own, closed at once,
-                # so the sync's connection (and any other in this process) has the default settings.
+                # A new file gets FILE_BLOCK_SIZE blocks (DuckDB's default is 256 KiB; see compact.py).
+                # Made by a connection of its own, closed at once, so the sync's connection (and any
+                # other in this process) has the default settings.
                 duckdb.connect(where, config={"default_block_size": str(FILE_BLOCK_SIZE)}).close()
             con = duckdb.connect(where, read_only=read_only)
         except duckdb.Error as exc:
@@ -218,7 +223,7 @@ class DuckDBTarget(Target):
             ) from None
         try:
             catalog = con.execute("SELECT current_database()").fetchall()[0][0]
-            return cls(
+            target = cls(
                 con,
                 catalog,
                 description=description,
@@ -226,6 +231,8 @@ class DuckDBTarget(Target):
                 own=True,
                 lease=False,
             )
+            target.path = None if where == ":memory:" or read_only else where
+            return target
         except BaseException:
             con.close()
             raise
@@ -429,6 +436,11 @@ class DuckDBTarget(Target):
                 }
             self._write_state(changes)
         return counts
+
+    def compact(self, mode: bool | None) -> str | None:
+        if self.path is None:
+            return None
+        return compact(self.con, self.catalog, self.path, mode)
 
     def close(self) -> None:
         try:
