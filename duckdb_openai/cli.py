@@ -41,9 +41,9 @@ does in $DUCKDB_OPENAI_CACHE_DIR when that is set, else in memory for the one qu
 
 Errors print one line, `error: ...`, on stderr: exit status 1, or 2 for a wrong command line. A call
 of the package's table functions with an argument they do not take (`sortt := 'desc'`) names the
-closest parameter. Warnings (rows skipped under `on_error := 'skip'`) print one line each,
-`warning: ...`, on stderr. Ctrl-C cancels the query's requests and prints `interrupted`: exit status
-130, as shells report SIGINT.
+closest parameter. Warnings (rows skipped under `on_error := 'skip'`, a retried connection)
+print one line each, `warning: ...`, on stderr (`cli_lines.py`). Ctrl-C cancels the query's requests
+and prints `interrupted`: exit status 130, as shells report SIGINT.
 """
 
 from __future__ import annotations
@@ -60,15 +60,15 @@ import socket
 import sys
 import tempfile
 import threading
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import Annotated, Any
 
 import duckdb
 import typer
 
 from duckdb_openai._version import __version__
+from duckdb_openai.cli_lines import warnings_as_lines
 from duckdb_openai.config import ENV_CACHE_DIR
 from duckdb_openai.engine.cache_store import clear_folder, folder_info
 from duckdb_openai.engine.runtime import interrupted
@@ -305,26 +305,6 @@ def macro_hint(con: duckdb.DuckDBPyConnection, sql: str, message: str, macros: S
     return f"{head}: {'; '.join([*hints, takes])}{message[match.end() :]}"
 
 
-@contextlib.contextmanager
-def _warnings_as_lines() -> Iterator[None]:
-    """Show each warning as one line, `warning: ...`, on stderr, not as Python's two lines with the source
-    line that raised it (rows skipped under on_error := 'skip' warn so)."""
-
-    def show(
-        message: Warning | str,
-        category: type[Warning],
-        filename: str,
-        lineno: int,
-        file: IO[str] | None = None,
-        line: str | None = None,
-    ) -> None:
-        typer.echo(f"warning: {' '.join(str(message).split())}", err=True)
-
-    with warnings.catch_warnings():
-        warnings.showwarning = show
-        yield
-
-
 def _interrupted() -> typer.Exit:
     typer.echo("interrupted", err=True)
     return typer.Exit(EXIT_INTERRUPTED)
@@ -435,7 +415,7 @@ def query(
         if cache_dir is not None:
             settings["cache_dir"] = cache_dir
         registration = register(con, **settings)
-        with sigint.watching(con), _warnings_as_lines():
+        with sigint.watching(con), warnings_as_lines():
             relation = con.sql(sql)
             if relation is not None:
                 _write(con, relation, fmt, output, max_rows)

@@ -259,6 +259,26 @@ def test_skipped_rows_warn_in_one_line(emu: Any) -> None:
     assert "run_nope" in line and "RuntimeWarning" not in line
 
 
+@pytest.mark.parametrize("command", ["query", "sync"])
+def test_a_retried_connection_warns_in_one_line_before_the_error(tmp_path: Path, command: str) -> None:
+    """The package's logged warnings (here: a refused connection, retried) print as the query's do."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    if command == "query":
+        args = ["query", "SELECT * FROM assistants()"]
+    else:
+        args = ["sync", str(tmp_path / "h.duckdb"), "--table", "assistants", "--progress", "off"]
+    result = cli(*args, env=environment(closed))
+    assert result.returncode == 1
+    warning, error = result.stderr.splitlines()
+    assert warning.startswith(f"warning: could not reach {closed}: "), warning
+    assert warning.endswith("the connection was refused; retrying 2 times quickly, then giving up")
+    assert error.startswith("error: ") and "could not reach" in error
+
+
 @pytest.mark.parametrize(
     ("call", "expected"),
     [

@@ -307,6 +307,14 @@ def test_dry_run_sends_nothing_and_writes_nothing(emu: Emulator, tmp_path: Path)
         ({"log": "not a table!"}, "log 'not a table!' is neither a table name nor a file"),
         ({"log": pa.table({"response_id": ["resp_ok", "resp/../x"]})}, "invalid response_id 'resp/../x'"),
         ({"parquet": "x", "con": duckdb.connect()}, "pass parquet= alone"),
+        (
+            {"tables": ["run_steps"]},
+            "the tables runs, run_steps need a log with a thread_id column, and no log was given: pass log=",
+        ),
+        (
+            {"tables": ["responses"], "log": pa.table({"thread_id": ["thread_abc"]})},
+            "the table responses needs a log with a response_id column, and the log ",
+        ),
     ],
 )
 def test_bad_input_fails_before_any_request(
@@ -319,6 +327,8 @@ def test_bad_input_fails_before_any_request(
     if "invalid response_id" in message:
         assert isinstance(caught.value, InvalidIdError)
     assert emu.stats()["requests"] == 0
+    if "no log was given" in message or "pass parquet" in message:
+        assert not (tmp_path / "h.duckdb").exists()  # refused before the target was opened
 
 
 def test_a_bar_per_table_when_progress_is_on(

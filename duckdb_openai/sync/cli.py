@@ -9,7 +9,8 @@
     $ duckdb-openai sync --dry-run                              # what would be read; nothing sent
     $ duckdb-openai sync --compact                              # and rewrite the file without free blocks
 
-The summary goes to stdout. Errors print one line, `error: ...`, on stderr with exit status 1 (2 for a
+The summary goes to stdout. Warnings print one line each, `warning: ...`, on stderr
+(`cli_lines.py`). Errors print one line, `error: ...`, on stderr with exit status 1 (2 for a
 wrong command line); a target another sync holds exits with 75 (EX_TEMPFAIL: try again later), so a
 scheduler can tell "busy" from "broken"; Ctrl-C exits with 130.
 """
@@ -22,6 +23,7 @@ from typing import Annotated, Any
 import duckdb
 import typer
 
+from duckdb_openai.cli_lines import warnings_as_lines
 from duckdb_openai.errors import DuckDBOpenAIError
 from duckdb_openai.sync.lock import BusyError
 from duckdb_openai.sync.run import DEFAULT_TARGET, sync
@@ -122,18 +124,19 @@ def sync_command(
             con = duckdb.connect()
             name = '"' + target.replace('"', '""') + '"'
             con.execute(f"ATTACH ? AS {name}", [attach])
-        result = sync(
-            target,
-            table or None,
-            parquet=parquet,
-            con=con,
-            log=log,
-            since=since,
-            dry_run=dry_run,
-            compact=compact,
-            wait=wait,
-            **settings,
-        )
+        with warnings_as_lines():
+            result = sync(
+                target,
+                table or None,
+                parquet=parquet,
+                con=con,
+                log=log,
+                since=since,
+                dry_run=dry_run,
+                compact=compact,
+                wait=wait,
+                **settings,
+            )
     except BusyError as exc:
         raise _fail(str(exc), EXIT_BUSY) from None
     except KeyboardInterrupt:

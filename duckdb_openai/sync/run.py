@@ -25,7 +25,7 @@ from duckdb_openai.config import Settings
 from duckdb_openai.errors import ConfigurationError
 from duckdb_openai.sync.bars import Bars
 from duckdb_openai.sync.fetch import Api
-from duckdb_openai.sync.growth import CHUNK_IDS, CHUNK_ROWS, Context, prefetch, sync_unit, units
+from duckdb_openai.sync.growth import CHUNK_IDS, CHUNK_ROWS, Context, Unit, prefetch, sync_unit, units
 from duckdb_openai.sync.lock import retrying
 from duckdb_openai.sync.log import TIME_COLUMNS, Log
 from duckdb_openai.sync.parquet import ParquetTarget
@@ -111,6 +111,19 @@ def _open_target(
     return retrying(lambda: DuckDBTarget.open_file(path, read_only=read_only), wait)
 
 
+def _needs_log(unit: Unit, reader: Log | None) -> ConfigurationError:
+    """The error for a table asked for by name that reads a log's ids, without them."""
+    growth = unit.top.growth
+    assert isinstance(growth, Logged)
+    names = [unit.top.name, *(t.name for t in unit.members)]
+    what = f"the table {names[0]} needs" if len(names) == 1 else f"the tables {', '.join(names)} need"
+    where = "no log was given" if reader is None else f"the log {reader.name!r} has none"
+    return ConfigurationError(
+        f"{what} a log with a {growth.column} column, and {where}: pass log= (--log FILE, or a table of "
+        f"the target database) with that column, or leave {unit.top.name} out (nothing was sent)"
+    )
+
+
 def sync(
     target: str | os.PathLike[str] | None = None,
     tables: Iterable[str | SyncTable] | None = None,
@@ -170,7 +183,10 @@ def sync(
         raise ConfigurationError("pass the settings or a client, not both")
     asked = list(tables) if tables is not None else None
     if asked is not None:
-        resolve_tables(asked)  # an unknown name fails before the target is opened
+        # An unknown name, or a table that needs a log when none was given, fails before the target opens.
+        for unit in units(resolve_tables(asked)[0]):
+            if log is None and isinstance(unit.top.growth, Logged):
+                raise _needs_log(unit, None)
     own_client = client is None
     if client is None:
         settings.setdefault("cache", False)
@@ -195,6 +211,9 @@ def sync(
             growth = unit.top.growth
             if reader is not None and isinstance(growth, Logged) and reader.has(growth.column):
                 reader.rows([growth.column])  # every id checked before any request
+            elif isinstance(growth, Logged):
+                # Only a table asked for by name gets here (the default ones need their log column).
+                raise _needs_log(unit, reader)
         if when is not None and reader is not None and not reader.narrowed:
             result.notes.append(
                 f"since does not narrow the log {reader.name!r}, which has no time column "
