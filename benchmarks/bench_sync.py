@@ -246,8 +246,8 @@ def daily_job(work: Path, runs: int, fresh_bytes: int, parquet_bytes: int) -> No
                 )
             compactions += any(note.startswith("compacted") for note in result.notes)
         size = path.stat().st_size
-        label = f"compacted {compactions} times of {DAYS}" if compact is None else "compact=False"
-        info(f"DuckDB target after the job, {label}", f"{size / 1e6:.2f} MB")
+        label = f"{compactions} of its {DAYS} syncs compacted" if compact is None else "compact=False"
+        info(f"after the job, {label}", f"{size / 1e6:.2f} MB")
         ratio("  / the same rows synced at once", size / fresh_bytes)
         ratio("  / zstd Parquet", size / parquet_bytes, 1.10)
 

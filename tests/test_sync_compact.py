@@ -118,6 +118,23 @@ def test_free_blocks_are_given_back_and_everything_kept(emu: Emulator, tmp_path:
     assert (third.rows_written, notes(third)) == (0, [])
 
 
+def test_the_new_file_keeps_the_old_ones_permissions_and_a_link_stays_a_link(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    real = tmp_path / "data" / "h.duckdb"
+    real.parent.mkdir()
+    synced(real, emu)
+    churn(real)
+    os.chmod(real, 0o640)
+    link = tmp_path / "h.duckdb"
+    link.symlink_to(real)
+    said = notes(synced(link, emu))
+    assert said and said[0].startswith("compacted h.duckdb: "), said
+    assert link.is_symlink() and free_space(real)[2] == 0
+    assert real.stat().st_mode & 0o777 == 0o640
+    assert not list(real.parent.glob(".*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
 def test_compact_false_leaves_the_file_and_true_always_compacts(emu: Emulator, tmp_path: Path) -> None:
     path = tmp_path / "h.duckdb"
     synced(path, emu)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +143,15 @@ def _remove(path: Path) -> None:
             leftover.unlink()
 
 
+def _same_access(old: Path, new: Path) -> None:
+    """Give `new` the permissions of `old` (a team's group-readable file stays so), and its group where
+    this user may set it."""
+    status = old.stat()
+    os.chmod(new, stat.S_IMODE(status.st_mode))
+    with contextlib.suppress(OSError):
+        os.chown(new, -1, status.st_gid)
+
+
 def compact(con: duckdb.DuckDBPyConnection, catalog: str, path: str, mode: bool | None) -> str | None:
     """Compact the file `path` (attached to `con`, the sync's own connection, as `catalog`) if `mode`
     and its free space say so; a note for the summary (None: nothing to say)."""
@@ -149,7 +159,7 @@ def compact(con: duckdb.DuckDBPyConnection, catalog: str, path: str, mode: bool 
     before = space(con, catalog, path)
     if not should_compact(before, mode):
         return None
-    final = Path(path)
+    final = Path(os.path.realpath(path))  # through a symbolic link, the file it names is replaced
     free = f"{_megabytes(before.free_bytes)} of its {_megabytes(before.file_bytes)} free"
     skipped = f"{final.name} was not compacted ({free})"
     blockers = _blockers(con, catalog)
@@ -175,6 +185,7 @@ def compact(con: duckdb.DuckDBPyConnection, catalog: str, path: str, mode: bool 
         if not same:
             _remove(temporary)
             return f"{skipped}: its copy did not hold the same tables, views and rows"
+        _same_access(final, temporary)
         replace(temporary, final)
     except (duckdb.Error, OSError) as exc:
         _remove(temporary)
