@@ -198,8 +198,9 @@ def test_skip_never_returns_a_partial_run(emu: Any) -> None:
     assert len(server.requests) == 3  # the first page, then the second page and its one retry
 
 
-def _sockets_to(port: int) -> int:
-    """Established TCP connections of this process to `port` on loopback (from /proc)."""
+def _sockets_to(port: int) -> set[str]:
+    """Established TCP connections of this process to `port` on loopback (from /proc), by socket inode
+    (so a test counts the connections opened after a point, whatever closed meanwhile)."""
     inodes = set()
     for fd in os.listdir("/proc/self/fd"):
         try:
@@ -208,15 +209,15 @@ def _sockets_to(port: int) -> int:
             continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
-    count = 0
+    found = set()
     for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
         with open(table) as handle:
             for line in handle.readlines()[1:]:
                 fields = line.split()
                 remote_port = int(fields[2].split(":")[1], 16)
                 if remote_port == port and fields[3] == "01" and fields[9] in inodes:
-                    count += 1
-    return count
+                    found.add(fields[9])
+    return found
 
 
 @pytest.mark.parametrize("how", ["interrupt", "close"])
@@ -224,7 +225,8 @@ def test_interrupt_stops_in_flight_fetching(emulator_factory: Any, how: str) -> 
     emu = emulator_factory(latency_ms=20_000, mode="process")
     runs = small_runs(emu, 20)
     emu.stats()
-    baseline = _sockets_to(emu.port)  # the emulator handle's own control connection
+    # The emulator handle's own control connections (one of them may close while the test runs).
+    baseline = _sockets_to(emu.port)
     con, registration = connect(emu.base_url, max_concurrency=8)
     load_runs(con, runs)
     outcome: list[BaseException | None] = []
@@ -241,7 +243,7 @@ def test_interrupt_stops_in_flight_fetching(emulator_factory: Any, how: str) -> 
     deadline = time.monotonic() + 10
     while emu.stats()["in_flight"] < 8 and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert _sockets_to(emu.port) == baseline + 8
+    assert len(_sockets_to(emu.port) - baseline) == 8
     if how == "interrupt":
         con.interrupt()
     else:
@@ -249,7 +251,7 @@ def test_interrupt_stops_in_flight_fetching(emulator_factory: Any, how: str) -> 
     worker.join(timeout=10)
     assert not worker.is_alive()
     assert outcome and outcome[0] is not None
-    assert _sockets_to(emu.port) == baseline  # cancelled requests closed their connections
+    assert not _sockets_to(emu.port) - baseline  # cancelled requests closed their connections
     registration.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("duckdb-openai-run_steps")]
 

@@ -75,7 +75,7 @@ def test_an_attached_duckdb_file_as_the_target(emu: Emulator, tmp_path: Path) ->
     assert second.rows_written == 0
     assert second.requests == emu.stats()["requests"]
     with pytest.raises(ConfigurationError, match="no catalog 'nope' is attached to the connection"):
-        duckdb_openai.sync("nope", TABLES, con=con, **quick(emu.base_url))
+        duckdb_openai.sync("nope", TABLES, con=con, log=thread_log(emu), **quick(emu.base_url))
 
 
 def test_parquet_reads_back_equal_to_the_duckdb_target(emu: Emulator, tmp_path: Path) -> None:
