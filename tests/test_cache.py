@@ -21,6 +21,7 @@ from duckdb_openai import ConfigurationError, Settings
 from duckdb_openai.emulator import Emulator
 from duckdb_openai.emulator.family import Family
 from duckdb_openai.emulator.live import LiveConfig
+from duckdb_openai.engine.cache import CachedSource
 from duckdb_openai.engine.cache_store import (
     CACHE_FORMAT,
     DiskStore,
@@ -168,6 +169,34 @@ def test_finished_runs_cost_no_request(emu: Emulator) -> None:
     # Only the runs still moving are asked again: each one request, after its last terminal step.
     assert list_requests(emu) == len(moving)
     assert sorted(afters(emu), key=str) == sorted((last_terminal(emu, r) for r in moving), key=str)
+    registration.close()
+
+
+def test_a_warm_fan_out_takes_finished_lists_from_memory_without_the_event_loop(
+    emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path (`CachedSource.kept`): the lists memory answers as final never reach `pages`, and
+    give the same rows in either order; only the runs still moving take the usual way."""
+    runs = pick_runs(emu)
+    status = statuses(emu, runs)
+    moving = [r for r in runs if status[r.run_id] not in TERMINAL]
+    con, registration = cached(emu, final_after=0)
+    load(con, runs)
+    learn_statuses(registration, runs)
+    want = {order: steps(con, sort=order, cache="off") for order in ("asc", "desc")}
+    assert steps(con) == want["asc"]  # kept now
+    original = CachedSource.pages
+    through_pages: list[str] = []
+
+    def counted(self: CachedSource, request: Any) -> Any:
+        through_pages.append(request.keys["run_id"])
+        return original(self, request)
+
+    monkeypatch.setattr(CachedSource, "pages", counted)
+    for order in ("asc", "desc"):
+        through_pages.clear()
+        assert steps(con, sort=order) == want[order]
+        assert sorted(through_pages) == sorted(r.run_id for r in moving), order
     registration.close()
 
 

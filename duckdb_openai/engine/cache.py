@@ -370,6 +370,21 @@ class Cache:
         known_at = await self._parent_known_at(store, request)
         return known_at is not None and known_at <= entry.fetched_at
 
+    def _is_final_now(self, store: LayeredStore, request: Request, entry: Entry) -> bool | None:
+        """`_is_final` from what memory holds; None when it takes the disk (the parent's status is not
+        in memory)."""
+        lifecycle = request.resource.lifecycle
+        assert lifecycle is not None
+        if entry.finished or self._assumed(entry, lifecycle):
+            return True
+        if not entry.whole:
+            return False
+        key = parent_status_key(request)
+        found = store.front.status(key) if key is not None else None
+        if found is None:
+            return None if key is not None and store.back is not None else False
+        return found[1] <= entry.fetched_at
+
     async def _parent_known_at(self, store: LayeredStore, request: Request) -> float | None:
         key = parent_status_key(request)
         found = await store.status(key) if key is not None else None
@@ -506,6 +521,27 @@ class CachedSource:
             ascending = table if request.order == "asc" else _reversed(table)
         if await cache._current(self._token) is store:  # rows fetched while the identity changed: not kept
             await cache._keep(store, key, ascending, resource, entry, sent_at, known_at, mode == "refresh")
+
+    def kept(self, request: Request) -> pa.Table | None:
+        """What `table` or `item` would return when memory answers it, final, without awaiting anything:
+        1,000 kept lists of a warm LATERAL join skip the event loop's round trips (`fanout.many`). None
+        when anything else is needed (a miss, a disk read, a request, a token provider's identity)."""
+        mode = request.cache or "on"
+        resource = self.resource
+        lifecycle = resource.lifecycle
+        cache = self.cache
+        if mode != "on" or lifecycle is None or not lifecycle.frozen or cache._by_token is not None:
+            return None
+        store = cache.store
+        if request.is_item:
+            entry = store.front.get(_item_key(request), resource.schema)
+            return None if entry is None else entry.rows
+        if request.after is not None or request.nothing:
+            return None
+        entry = store.front.get(list_key(request), resource.schema)
+        if entry is None or not cache._is_final_now(store, request, entry):
+            return None
+        return entry.rows if request.order == "asc" else _reversed(entry.rows)
 
     async def _extended(self, request: Request, kept: pa.Table) -> pa.Table | None:
         """The kept rows and what follows them (one `order=asc&after=<last kept id>` chain), or None when

@@ -64,7 +64,17 @@ async def many(
     1,000 keys)."""
     outcome = FetchOutcome([None] * len(requests))
     gate = asyncio.Semaphore(limit) if limit else None
-    todo = [(index, request) for index, request in enumerate(requests) if request is not None]
+    todo = []
+    for index, request in enumerate(requests):
+        if request is None:
+            continue
+        at_hand = source.kept(request)  # a cache's memory: no coroutine, no turn of the loop
+        if at_hand is None:
+            todo.append((index, request))
+            continue
+        outcome.tables[index] = at_hand
+        if on_done is not None:
+            on_done(at_hand)
     queue = iter(todo)
 
     async def fetch(request: Request) -> pa.Table:

@@ -250,6 +250,10 @@ class Fetcher:
         batches = [batch async for batch in self.pages(request)]
         return pa.Table.from_batches(batches, schema=self._resource.schema)
 
+    def kept(self, request: Request) -> pa.Table | None:
+        """Nothing is at hand without a request."""
+        return None
+
     async def item(self, request: Request) -> pa.Table:
         """The one object of the item `request`, as a one-row table, from the API; an answer about
         another object is a ResponseFormatError."""

@@ -35,3 +35,8 @@ class Source(Protocol):
     async def item(self, request: Request) -> pa.Table:
         """The one object of the item `request`, as a one-row table."""
         ...
+
+    def kept(self, request: Request) -> pa.Table | None:
+        """What `table` or `item` would return for `request`, when it is at hand without awaiting
+        anything (a cache's memory); None: ask them. The fan-out's fast path."""
+        ...
