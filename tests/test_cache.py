@@ -364,6 +364,25 @@ def test_memory_drops_the_least_recently_used_first() -> None:
     assert store.info().entries == 2 and 0 < store.info().bytes <= store.max_bytes
 
 
+def test_an_entry_read_from_disk_goes_to_memory_as_it_was_read(tmp_path: Path) -> None:
+    """The memory front keeps a file's compressed messages as they are (no second encoding), and they
+    read back as the same rows."""
+    rows = pa.table({"id": pa.array([f"step_{k:04d}" for k in range(300)]), "n": pa.array(range(300))})
+    key = StoreKey("ns", "run_steps/list?run_id=run_1|")
+    disk = DiskStore(tmp_path, "scope")
+    disk.put(key, Entry(rows, 5.0, True, True))
+    read = disk.get(key, rows.schema)
+    assert read is not None and read.packed is not None
+    assert read == Entry(rows, 5.0, True, True)  # `packed` is not part of equality
+    memory = MemoryStore(max_bytes=1 << 20)
+    memory.put(key, read)
+    kept = memory.get(key, rows.schema)
+    assert kept is not None and kept.rows.equals(rows) and (kept.fetched_at, kept.whole) == (5.0, True)
+    fresh = MemoryStore(max_bytes=1 << 20)
+    fresh.put(key, Entry(rows, 5.0, True, True))
+    assert memory.info().bytes == fresh.info().bytes  # the same messages either way
+
+
 # -- on disk --------------------------------------------------------------------------------------------
 
 

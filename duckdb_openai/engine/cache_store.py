@@ -69,7 +69,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -134,6 +134,9 @@ class Entry:
     #: The rows can no longer change as seen, not assumed: the list's parent was seen finished before
     #: they were fetched (an item: the object is terminal). `final_after` is applied when read.
     finished: bool
+    #: The compressed record batch messages the rows were read from (a file's payload) and their sizes:
+    #: the memory store keeps those as they are instead of encoding the rows again.
+    packed: tuple[bytes, tuple[int, ...]] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,9 @@ class _Packed:
 
     @classmethod
     def of(cls, entry: Entry) -> _Packed:
+        if entry.packed is not None:
+            blob, sizes = entry.packed
+            return cls(blob, sizes, entry.fetched_at, entry.whole, entry.finished)
         batches = entry.rows.combine_chunks().to_batches() if entry.rows.num_rows else []
         messages = [b.serialize() for b in batches]
         raw = b"".join(m.to_pybytes() for m in messages)
@@ -842,11 +848,18 @@ def _decode(data: bytes, key: str, schema: pa.Schema) -> Entry:
     header, start = _split_header(body)
     if header["key"] != key or header.get("codec") != _CODEC_NAME:
         raise ValueError("entry of another key or codec")
-    sizes = [int(size) for size in header["batches"]]  # type: ignore[attr-defined]
-    rows = _batches(body[start:], sizes, schema)
+    sizes = tuple(int(size) for size in header["batches"])  # type: ignore[attr-defined]
+    payload = body[start:]
+    rows = _batches(payload, sizes, schema)
     if rows.num_rows != header["rows"]:
         raise ValueError("rows do not match the header")
-    return Entry(rows, float(header["fetched_at"]), bool(header["whole"]), bool(header["finished"]))  # type: ignore[arg-type]
+    return Entry(
+        rows,
+        float(header["fetched_at"]),  # type: ignore[arg-type]
+        bool(header["whole"]),
+        bool(header["finished"]),
+        packed=(payload, sizes),
+    )
 
 
 def _read_header(path: Path) -> dict[str, object] | None:
