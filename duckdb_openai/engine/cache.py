@@ -361,12 +361,9 @@ class Cache:
         return newest is not None and newest < entry.fetched_at - self.final_after
 
     async def _is_final(self, store: LayeredStore, request: Request, entry: Entry) -> bool:
-        lifecycle = request.resource.lifecycle
-        assert lifecycle is not None
-        if entry.finished or self._assumed(entry, lifecycle):
-            return True
-        if not entry.whole:
-            return False
+        found = self._is_final_now(store, request, entry)
+        if found is not None:
+            return found
         known_at = await self._parent_known_at(store, request)
         return known_at is not None and known_at <= entry.fetched_at
 
