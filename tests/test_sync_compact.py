@@ -180,6 +180,10 @@ def test_another_connection_of_the_process_keeps_it_as_it_is(emu: Emulator, tmp_
         said = notes(synced(path, emu))
         assert len(said) == 1 and "another connection of this process has it open" in said[0], said
         assert mine.execute("SELECT count(*) FROM chat_completions").fetchall()[0][0] > 0
+        mine.execute("BEGIN TRANSACTION")  # writing, uncommitted: no checkpoint can run
+        mine.execute("CREATE TABLE mine AS SELECT 1 AS i")
+        assert notes(synced(path, emu)) == []
+        mine.execute("COMMIT")
     assert path.stat().st_ino == inode
     assert notes(synced(path, emu))[0].startswith("compacted")  # once it is closed
 

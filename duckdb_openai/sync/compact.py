@@ -155,7 +155,10 @@ def _same_access(old: Path, new: Path) -> None:
 def compact(con: duckdb.DuckDBPyConnection, catalog: str, path: str, mode: bool | None) -> str | None:
     """Compact the file `path` (attached to `con`, the sync's own connection, as `catalog`) if `mode`
     and its free space say so; a note for the summary (None: nothing to say)."""
-    con.execute(f"CHECKPOINT {ident(catalog)}")
+    try:
+        con.execute(f"CHECKPOINT {ident(catalog)}")
+    except duckdb.Error:
+        return None  # another connection of this process is writing it: the next sync looks again
     before = space(con, catalog, path)
     if not should_compact(before, mode):
         return None
