@@ -10,7 +10,8 @@ Modules, each one job:
   `Whole`, `Cursor`, `Buckets`, `Logged`, `Children`);
 - `growth`: how each growth kind reads what is new and what each commit holds;
 - `targets`: the DuckDB targets (a file, an attached catalog) and schema evolution; `parquet`: the
-  Parquet dataset; `upsert`: delete-insert by primary key in plain SQL;
+  Parquet dataset; `upsert`: delete-insert by primary key in plain SQL; `compact`: a DuckDB file
+  rewritten without its free blocks; `durable`: replacing a file so a crash leaves one whole;
 - `state`: the one state table (cursors, windows, what the API no longer has) and a commit's `Batch`;
 - `lock`: one sync per target; `log`: the user's log of ids; `fetch`: the requests, over `Client`;
 - `bars`: a progress bar per table; `summary`: the figures per table; `run`: `sync()`; `cli`: the
