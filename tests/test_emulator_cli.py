@@ -153,8 +153,9 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_banner_tells_how_to_use_it(serve: type[Served], tmp_path: Path) -> None:
     """After the URL line (alone on stdout), stderr says what to export, the key rule and the manifest."""
-    manifest = tmp_path / "runs.csv"
-    served = serve(["--port", "0", "--threads", "3", "--manifest", str(manifest)])
+    manifest, calls, threads = tmp_path / "runs.csv", tmp_path / "calls.csv", tmp_path / "threads.csv"
+    logs = ["--responses-manifest", str(calls), "--threads-manifest", str(threads)]
+    served = serve(["--port", "0", "--threads", "3", "--manifest", str(manifest), *logs])
     code, rest, err = served.stop()
     assert code == 0 and rest == "", err
     lines = err.splitlines()
@@ -170,6 +171,9 @@ def test_banner_tells_how_to_use_it(serve: type[Served], tmp_path: Path) -> None
         header = next(csv.reader(handle))
     for column in header:  # every column of the file is explained
         assert any(line.split()[:1] == [column] for line in lines), column
+    # The other logs it wrote, and where.
+    assert f"Responses manifest (response_id, conversation_id, ...: a my_calls log): {calls}" in lines
+    assert f"Threads manifest (thread_id, customer, created_at: a my_threads log): {threads}" in lines
 
 
 def test_banner_key_line_works_and_quiet_leaves_it_out(serve: type[Served]) -> None:

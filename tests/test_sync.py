@@ -4,6 +4,7 @@ bad input fails before any request."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -162,6 +163,19 @@ def test_runs_steps_and_messages_from_a_thread_or_run_log(emu: Emulator, tmp_pat
     else:
         log = pa.table({"thread_id": [r.thread_id for r in runs], "run_id": [r.run_id for r in runs]})
     tables = ["runs", "run_steps", "messages"]
+
+    def planned(**settings: Any) -> str:
+        plan = duckdb_openai.sync(path, tables, log=log, dry_run=True, **quick(emu.base_url, **settings))
+        return next(line for line in plan.plan if line.startswith("runs: "))
+
+    if kind == "threads":
+        assert planned().startswith(f"runs: {len(threads)} thread_ids in the log: one list each (GET /")
+    else:
+        assert planned().startswith(
+            f"runs: {len(runs)} run_ids in the log: {len(runs)} to read, one request each "
+            "(GET /threads/{thread_id}/runs/{run_id}); 0 in the target"
+        )
+    assert emu.stats()["requests"] == 0
     first = duckdb_openai.sync(path, tables, log=log, **quick(emu.base_url))
     counts = same_as_api(
         path,
@@ -181,10 +195,15 @@ def test_runs_steps_and_messages_from_a_thread_or_run_log(emu: Emulator, tmp_pat
     assert first.table("messages").requests == len(threads)
 
     emu.reset()
-    # final_after=0: a run the API calls unfinished is read again however long ago it expired.
-    second = duckdb_openai.sync(path, tables, log=log, **quick(emu.base_url, final_after=0))
     unfinished = [s for (s,) in table_rows(path, "runs", ["status"]) if s not in TERMINAL_STATUSES]
     assert unfinished
+    if kind == "runs":  # what the dry run says is what the sync then reads
+        assert planned(final_after=0).startswith(
+            f"runs: {len(runs)} run_ids in the log: {len(unfinished)} to read, one request each (GET /"
+        )
+        assert f"); {len(runs)} in the target, 0 the API no longer has" in planned(final_after=0)
+    # final_after=0: a run the API calls unfinished is read again however long ago it expired.
+    second = duckdb_openai.sync(path, tables, log=log, **quick(emu.base_url, final_after=0))
     # A run that has not finished is read again (and its steps, and its messages); finished ones never.
     endpoints = by_endpoint(emu)
     assert endpoints.get("runs.retrieve", 0) == len(unfinished)
@@ -327,8 +346,21 @@ def test_bad_input_fails_before_any_request(
     if "invalid response_id" in message:
         assert isinstance(caught.value, InvalidIdError)
     assert emu.stats()["requests"] == 0
-    if "no log was given" in message or "pass parquet" in message:
-        assert not (tmp_path / "h.duckdb").exists()  # refused before the target was opened
+    if "parquet" not in kwargs:
+        # Refused before the target was opened, or after: a file the sync made is not left behind.
+        assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_a_failed_first_sync_leaves_an_existing_file_as_it_was(emu: Emulator, tmp_path: Path) -> None:
+    path = tmp_path / "h.duckdb"
+    duckdb_openai.sync(path, ["assistants"], **quick(emu.base_url))
+    size = path.stat().st_size
+    with pytest.raises(ConfigurationError, match="the log 'the Table given as log' has none"):
+        duckdb_openai.sync(
+            path, ["responses"], log=pa.table({"thread_id": ["thread_a"]}), **quick(emu.base_url)
+        )
+    assert path.stat().st_size == size
+    assert table_rows(path, "assistants")
 
 
 def test_a_bar_per_table_when_progress_is_on(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -249,8 +250,15 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
     )
 
 
-def banner(base_url: str, settings: EmulatorSettings, manifest: Path | None, runs: int) -> str:
-    """How to use the running emulator: the two variables to export, the key rule, the manifest."""
+def banner(
+    base_url: str,
+    settings: EmulatorSettings,
+    manifest: Path | None,
+    runs: int,
+    written: Sequence[tuple[str, Path]] = (),
+) -> str:
+    """How to use the running emulator: the two variables to export, the key rule, the manifest, and the
+    other logs it wrote (`written`: what each is, and where)."""
     key = (
         "export OPENAI_API_KEY=...        # the key given with --api-key (/_emulator/ controls need it too)"
         if settings.api_key is not None
@@ -276,6 +284,7 @@ def banner(base_url: str, settings: EmulatorSettings, manifest: Path | None, run
     else:
         lines.append(f"Manifest: {manifest}, its {runs:,} runs as CSV, one row each, to join with run_steps:")
         lines += [f"  {name:<12} {_MANIFEST_MEANING[name]}" for name in MANIFEST_COLUMNS]
+    lines += [f"{what}: {path}" for what, path in written]
     lines.append("Serving until Ctrl-C.")
     return "\n".join(lines)
 
@@ -297,20 +306,32 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             manifest = write_manifest(dataset, live, args.manifest).resolve()
         else:
             manifest = dataset.write_manifest(args.manifest).resolve()
+    written: list[tuple[str, Path]] = []
     if args.threads_manifest is not None:
         Family(dataset).write_threads_manifest(args.threads_manifest)
+        written.append(
+            ("Threads manifest (thread_id, customer, created_at: a my_threads log)", args.threads_manifest)
+        )
     organization = Organization(settings.seed, days=settings.days, now=settings.now)
     if args.responses_manifest is not None:
         organization.successors.write_manifest(args.responses_manifest)
+        written.append(
+            (
+                "Responses manifest (response_id, conversation_id, ...: a my_calls log)",
+                args.responses_manifest,
+            )
+        )
     if args.org_manifest is not None:
         organization.write_manifest(args.org_manifest)
+        written.append((f"Projects manifest ({', '.join(ORG_MANIFEST_COLUMNS)})", args.org_manifest))
 
     def announce(base_url: str) -> None:
         # The URL line first and alone on stdout: tests and tools read it; the banner is for people.
         sys.stdout.write(base_url + "\n")
         sys.stdout.flush()
         if not args.quiet:
-            sys.stderr.write(banner(base_url, settings, manifest, len(dataset.runs)) + "\n")
+            resolved = [(what, Path(path).resolve()) for what, path in written]
+            sys.stderr.write(banner(base_url, settings, manifest, len(dataset.runs), resolved) + "\n")
             sys.stderr.flush()
 
     try:

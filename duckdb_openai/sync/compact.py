@@ -78,26 +78,29 @@ def should_compact(found: Space, mode: bool | None) -> bool:
 
 
 def _megabytes(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
+    return f"{n / 1e6:.2f} MB"
 
 
 def _blockers(con: duckdb.DuckDBPyConnection, catalog: str) -> list[str]:
     """What in `catalog` COPY FROM DATABASE might not copy faithfully (empty: nothing)."""
     checks = {
-        "sequences": "SELECT count(*) FROM duckdb_sequences() WHERE database_name = ?",
-        "indexes": "SELECT count(*) FROM duckdb_indexes() WHERE database_name = ?",
-        "macros": "SELECT count(*) FROM duckdb_functions() WHERE database_name = ? AND NOT internal",
-        "types": "SELECT count(*) FROM duckdb_types() WHERE database_name = ? AND NOT internal",
-        "constraints other than NOT NULL": (
+        ("sequence", "sequences"): "SELECT count(*) FROM duckdb_sequences() WHERE database_name = ?",
+        ("index", "indexes"): "SELECT count(*) FROM duckdb_indexes() WHERE database_name = ?",
+        (
+            "macro",
+            "macros",
+        ): "SELECT count(*) FROM duckdb_functions() WHERE database_name = ? AND NOT internal",
+        ("type", "types"): "SELECT count(*) FROM duckdb_types() WHERE database_name = ? AND NOT internal",
+        ("constraint other than NOT NULL", "constraints other than NOT NULL"): (
             "SELECT count(*) FROM duckdb_constraints() WHERE database_name = ? "
             "AND constraint_type <> 'NOT NULL'"
         ),
     }
     found = []
-    for what, sql in checks.items():
+    for (one, many), sql in checks.items():
         (n,) = con.execute(sql, [catalog]).fetchall()[0]
         if n:
-            found.append(f"{n} {what}")
+            found.append(f"{n} {one if n == 1 else many}")
     return found
 
 

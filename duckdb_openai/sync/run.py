@@ -12,6 +12,7 @@ and committed chunk by chunk. The lock is released whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterable
@@ -120,7 +121,8 @@ def _needs_log(unit: Unit, reader: Log | None) -> ConfigurationError:
     where = "no log was given" if reader is None else f"the log {reader.name!r} has none"
     return ConfigurationError(
         f"{what} a log with a {growth.column} column, and {where}: pass log= (--log FILE, or a table of "
-        f"the target database) with that column, or leave {unit.top.name} out (nothing was sent)"
+        f"the target database) with that column, or leave {'it' if len(names) == 1 else 'them'} out "
+        "(nothing was sent)"
     )
 
 
@@ -191,7 +193,11 @@ def sync(
     if client is None:
         settings.setdefault("cache", False)
         client = Client(**settings)
+    path = os.fspath(target) if target is not None else DEFAULT_TARGET
+    # A database file this sync creates, removed again if the sync fails before writing anything to it.
+    created = path if parquet is None and con is None and not dry_run and not os.path.exists(path) else None
     destination = _open_target(target, parquet, con, read_only=dry_run, wait=wait)
+    prepared = False
     result = SyncResult(destination.description, dry_run=dry_run)
     reader: Log | None = None
     api = Api(client)
@@ -221,6 +227,7 @@ def sync(
             )
         if not dry_run:
             result.notes += destination.prepare(chosen)
+            prepared = True
         context = Context(
             api=api,
             target=destination,
@@ -256,6 +263,11 @@ def sync(
             client.close()
         if reader is not None:
             reader.close()
+        if created is not None and not prepared:
+            # Unlinked while this sync still holds it, so no other sync can have opened it meanwhile.
+            for leftover in (created, created + ".wal"):
+                with contextlib.suppress(OSError):
+                    os.unlink(leftover)
         destination.close()
     result.seconds = time.perf_counter() - started
     return result
