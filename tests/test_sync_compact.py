@@ -256,3 +256,96 @@ def test_the_cli_compacts_with_compact_and_not_with_no_compact(emu: Emulator, tm
     assert done.returncode == 0, done.stderr
     assert "note: compacted h.duckdb: " in done.stdout
     assert path.stat().st_size < size
+
+
+@pytest.mark.parametrize("when", ["during the copy", "right after the replace"])
+def test_a_write_of_another_connection_meanwhile_is_never_lost(
+    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """A connection of this process that joins while the file is copied, or in the instant of the
+    replace, and commits: the old file is kept (restored), with its write."""
+    path = tmp_path / "h.duckdb"
+    synced(path, emu)
+    churn(path)
+    (first,) = table_rows(path, "chat_completions", ["id"])[0]
+    done: list[bool] = []
+
+    def write() -> None:
+        if not done:
+            done.append(True)
+            with duckdb.connect(str(path)) as other:
+                other.execute("UPDATE chat_completions SET model = 'EDITED' WHERE id = ?", [first])
+
+    if when == "during the copy":
+        original_catalog = compact_module.catalog_of
+
+        def meddle(con: Any, catalog: str) -> Any:
+            write()
+            return original_catalog(con, catalog)
+
+        monkeypatch.setattr(compact_module, "catalog_of", meddle)
+    else:
+        original_replace = compact_module.replace
+
+        def meddle_replace(temporary: Path, final: Path) -> None:
+            original_replace(temporary, final)
+            write()
+
+        monkeypatch.setattr(compact_module, "replace", meddle_replace)
+    said = notes(synced(path, emu))
+    assert len(said) == 1 and "another connection of this process wrote to it meanwhile" in said[0], said
+    assert table_rows(path, "chat_completions", ["model"]).count(("EDITED",)) == 1
+    assert not list(tmp_path.glob(".h.duckdb.compact-*"))[1:]  # at most the restored file's old name
+    monkeypatch.undo()
+    assert notes(synced(path, emu))[0].startswith("compacted")  # once nothing else writes
+    assert table_rows(path, "chat_completions", ["model"]).count(("EDITED",)) == 1
+    assert not list(tmp_path.glob(".h.duckdb.compact-*"))
+
+
+def test_owner_group_storage_version_and_a_small_block_size_are_kept(emu: Emulator, tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect() as maker:  # a file an older DuckDB made: its storage version, 16 KiB blocks
+        maker.execute(f"ATTACH '{path}' AS old (STORAGE_VERSION 'v1.0.0', BLOCK_SIZE 16384)")
+        maker.execute("CREATE TABLE old.mine AS SELECT 1 AS i")
+    synced(path, emu)
+    churn(path)
+    owner = (12345, 12345) if os.geteuid() == 0 else (os.geteuid(), os.getegid())
+    os.chown(path, *owner)
+    said = notes(synced(path, emu))
+    assert said and said[0].startswith("compacted old.duckdb: "), said
+    assert (path.stat().st_uid, path.stat().st_gid) == owner
+    with duckdb.connect(str(path), read_only=True) as con:
+        tags, block_size = con.execute(
+            "SELECT b.tags, d.block_size FROM duckdb_databases() b JOIN pragma_database_size() d "
+            "USING (database_name) WHERE database_name = 'old'"
+        ).fetchall()[0]
+    assert (tags["storage_version"], block_size) == ("v1.0.0+", 16384)
+
+
+def test_leftovers_are_removed_before_anything_else_and_only_this_files(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    path = tmp_path / "h[1].duckdb"
+    synced(path, emu)
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE SEQUENCE ticket")  # so the file itself is never compacted
+    token = "0123456789abcdef" * 2
+    mine = [tmp_path / f".h[1].duckdb.compact-{token}.{end}" for end in ("tmp", "tmp.wal", "old")]
+    others = [tmp_path / f".h1.duckdb.compact-{token}.tmp", tmp_path / ".h[1].duckdb.compact-notes.txt"]
+    for leftover in [*mine, *others]:
+        leftover.write_bytes(b"x" * 10)
+    churn(path)
+    said = notes(synced(path, emu))
+    assert len(said) == 1 and "it holds 1 sequence, " in said[0], said
+    assert not [p for p in mine if p.exists()]
+    assert all(p.exists() for p in others)
+
+
+def test_a_dry_run_says_it_compacts_nothing(emu: Emulator, tmp_path: Path) -> None:
+    path = tmp_path / "h.duckdb"
+    synced(path, emu)
+    churn(path)
+    size = path.stat().st_size
+    plan = duckdb_openai.sync(path, TABLES, dry_run=True, compact=True, **quick(emu.base_url))
+    assert "compact=True: a dry run compacts nothing" in plan.notes
+    assert path.stat().st_size == size

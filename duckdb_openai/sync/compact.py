@@ -24,7 +24,9 @@ False
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
 import stat
 import uuid
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import duckdb
 
-from duckdb_openai.sync.durable import replace
+from duckdb_openai.sync.durable import fsync_file, replace
 from duckdb_openai.sync.upsert import ident
 
 __all__ = ["FILE_BLOCK_SIZE", "MIN_BYTES", "SHARE", "Space", "compact", "should_compact", "space"]
@@ -146,18 +148,55 @@ def _remove(path: Path) -> None:
             leftover.unlink()
 
 
-def _same_access(old: Path, new: Path) -> None:
-    """Give `new` the permissions of `old` (a team's group-readable file stays so), and its group where
-    this user may set it."""
+def _same_access(old: Path, new: Path) -> str | None:
+    """Give `new` the permissions, owner and group of `old` (a team's group-readable file stays so, and
+    a root cron job does not take a user's file); why not, when the owner or group cannot be kept."""
     status = old.stat()
     os.chmod(new, stat.S_IMODE(status.st_mode))
     with contextlib.suppress(OSError):
-        os.chown(new, -1, status.st_gid)
+        os.chown(new, status.st_uid, status.st_gid)
+    made = new.stat()
+    if (made.st_uid, made.st_gid) != (status.st_uid, status.st_gid):
+        return (
+            f"its owner and group (uid {status.st_uid}, gid {status.st_gid}) could not be kept by this "
+            "user; compact it as its owner"
+        )
+    return None
+
+
+def _marks(con: duckdb.DuckDBPyConnection, catalog: str) -> tuple[object, ...]:
+    """What any commit or checkpoint of another connection changes: the connections, the file's blocks,
+    the write-ahead log."""
+    blocks = con.execute(
+        "SELECT total_blocks, free_blocks, wal_size FROM pragma_database_size() WHERE database_name = ?",
+        [catalog],
+    ).fetchall()[0]
+    return (_connections(con), *blocks)
+
+
+def _format(con: duckdb.DuckDBPyConnection, catalog: str) -> str:
+    """The ATTACH options that keep `catalog`'s storage version (older DuckDBs read what they read
+    before) with FILE_BLOCK_SIZE blocks, or its own where smaller (an old 16 KiB file stays so)."""
+    block_size, tags = con.execute(
+        "SELECT d.block_size, b.tags FROM pragma_database_size() d JOIN duckdb_databases() b "
+        "USING (database_name) WHERE database_name = ?",
+        [catalog],
+    ).fetchall()[0]
+    options = f"BLOCK_SIZE {min(int(block_size), FILE_BLOCK_SIZE)}"
+    version = (tags or {}).get("storage_version", "")
+    if re.fullmatch(r"v\d+\.\d+\.\d+\+?", version):
+        options += f", STORAGE_VERSION '{version.rstrip('+')}'"
+    return options
 
 
 def compact(con: duckdb.DuckDBPyConnection, catalog: str, path: str, mode: bool | None) -> str | None:
     """Compact the file `path` (attached to `con`, the sync's own connection, as `catalog`) if `mode`
     and its free space say so; a note for the summary (None: nothing to say)."""
+    final = Path(os.path.realpath(path))  # through a symbolic link, the file it names is replaced
+    ours = re.compile(rf"\.{re.escape(final.name)}\.compact-[0-9a-f]{{32}}\.(?:tmp|old)(?:\.wal)?")
+    for stale in final.parent.glob(f".{glob.escape(final.name)}.compact-*"):
+        if ours.fullmatch(stale.name):
+            _remove(stale)  # an earlier compaction's, killed: this sync holds the file, no other one runs
     try:
         con.execute(f"CHECKPOINT {ident(catalog)}")
     except duckdb.Error:
@@ -165,7 +204,6 @@ def compact(con: duckdb.DuckDBPyConnection, catalog: str, path: str, mode: bool 
     before = space(con, catalog, path)
     if not should_compact(before, mode):
         return None
-    final = Path(os.path.realpath(path))  # through a symbolic link, the file it names is replaced
     free = f"{_megabytes(before.free_bytes)} of its {_megabytes(before.file_bytes)} free"
     skipped = f"{final.name} was not compacted ({free})"
     blockers = _blockers(con, catalog)
@@ -174,25 +212,44 @@ def compact(con: duckdb.DuckDBPyConnection, catalog: str, path: str, mode: bool 
             f"{skipped}: it holds {', '.join(blockers)}, which a copy might not keep as they "
             "are; compact it yourself with ATTACH and COPY FROM DATABASE"
         )
+    busy = f"{skipped}: another connection of this process has it open; close it, and the next sync compacts"
     if _connections(con) > 1:
-        return (
-            f"{skipped}: another connection of this process has it open; close it, and the next sync compacts"
-        )
-    for stale in final.parent.glob(f".{final.name}.compact-*.tmp"):
-        _remove(stale)
-    temporary = final.with_name(f".{final.name}.compact-{uuid.uuid4().hex}.tmp")
+        return busy
+    marks = _marks(con, catalog)
+    token = uuid.uuid4().hex
+    temporary = final.with_name(f".{final.name}.compact-{token}.tmp")
+    backup = final.with_name(f".{final.name}.compact-{token}.old")
     try:
-        con.execute(f"ATTACH ? AS {_COPY} (BLOCK_SIZE {FILE_BLOCK_SIZE})", [os.fspath(temporary)])
+        con.execute(f"ATTACH ? AS {_COPY} ({_format(con, catalog)})", [os.fspath(temporary)])
         try:
             con.execute(f"COPY FROM DATABASE {ident(catalog)} TO {_COPY}")
             same = catalog_of(con, catalog) == catalog_of(con, _COPY)
         finally:
             con.execute(f"DETACH {_COPY}")
-        if not same:
+        why = None if same else "its copy did not hold the same tables, views and rows"
+        if why is None and os.path.getsize(temporary) >= before.file_bytes:
+            why = "a copy of it was no smaller"
+        why = why or _same_access(final, temporary)
+        if why is None and _marks(con, catalog) != marks:
+            why = "another connection of this process wrote to it meanwhile; the next sync compacts"
+        if why is not None:
             _remove(temporary)
-            return f"{skipped}: its copy did not hold the same tables, views and rows"
-        _same_access(final, temporary)
+            return f"{skipped}: {why}"
+        fsync_file(temporary)
+        # The old file stays reachable until the new one is known to hold every commit: a connection of
+        # this process that joins and writes between the check above and the replace is caught below.
+        os.link(final, backup)
         replace(temporary, final)
+        try:
+            raced = _marks(con, catalog) != marks
+        except duckdb.Error:
+            raced = True
+        if raced:
+            replace(backup, final)
+            return (
+                f"{skipped}: another connection of this process wrote to it meanwhile; the next sync compacts"
+            )
+        _remove(backup)
     except (duckdb.Error, OSError) as exc:
         _remove(temporary)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

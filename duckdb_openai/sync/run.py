@@ -249,6 +249,8 @@ def sync(
                 result.plan += plan_unit(context, unit)
             else:
                 sync_unit(context, unit)
+        if dry_run and compact:
+            result.notes.append("compact=True: a dry run compacts nothing")
         if not dry_run:
             if reader is not None:
                 reader.close()  # its connection, if any, would keep the file from being compacted
