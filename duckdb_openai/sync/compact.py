@@ -5,11 +5,16 @@ end. A sync that appends to a table rewrites that table's last row group at the 
 synced every day carries free blocks of up to its own size again (`benchmarks/bench_sync.py`, part b,
 measures it). After a sync that leaves at least `SHARE` of the file free (and at least `MIN_BYTES`),
 or always with `compact=True`, the file is copied into a new one beside it (`COPY FROM DATABASE`, with
-`FILE_BLOCK_SIZE` blocks), checked (the same schemas, tables, columns, views and row counts), flushed to
-disk and moved over the old one (`durable.replace`). The sync still holds the old file open while it
-does so, so no other process can write it in between; a `kill -9` at any point leaves the old file or
-the new one whole, and at most a temporary `.NAME.compact-*.tmp` beside it, which the next compaction
-removes.
+its storage version, so a DuckDB that read it still does, and `FILE_BLOCK_SIZE` blocks, or its own
+where smaller), checked (the same schemas, tables, columns, views and row counts), given the old file's
+permissions, owner and group, flushed to disk and moved over the old one (`durable.replace`). A copy no
+smaller than the file is dropped.
+
+The sync still holds the old file open meanwhile, so no other process can write it. A connection of
+this same process could join DuckDB's open database and write: the connections, blocks and write-ahead
+log are compared before the replace and right after it, and the old file, kept by a hard link until
+then, is put back if anything changed. A `kill -9` at any point leaves the old file or the new one
+whole, and at most `.NAME.compact-*.tmp` or `.old` beside it, which the next sync removes.
 
 Only what `COPY FROM DATABASE` copies faithfully is compacted: a file holding sequences, indexes,
 macros, types of its own or constraints other than NOT NULL is left as it is, and so is a file another
@@ -48,6 +53,7 @@ SHARE = 0.2
 #: ... and at least this many bytes.
 MIN_BYTES = 1 << 20
 _COPY = "__duckdb_openai_sync_compact"
+_MEANWHILE = "another connection of this process opened or wrote it meanwhile; the next sync compacts"
 
 
 #: The headers at the start of a DuckDB file, before its first block (bytes).
@@ -231,7 +237,7 @@ def compact(con: duckdb.DuckDBPyConnection, catalog: str, path: str, mode: bool 
             why = "a copy of it was no smaller"
         why = why or _same_access(final, temporary)
         if why is None and _marks(con, catalog) != marks:
-            why = "another connection of this process wrote to it meanwhile; the next sync compacts"
+            why = _MEANWHILE
         if why is not None:
             _remove(temporary)
             return f"{skipped}: {why}"
@@ -246,9 +252,7 @@ def compact(con: duckdb.DuckDBPyConnection, catalog: str, path: str, mode: bool 
             raced = True
         if raced:
             replace(backup, final)
-            return (
-                f"{skipped}: another connection of this process wrote to it meanwhile; the next sync compacts"
-            )
+            return f"{skipped}: {_MEANWHILE}"
         _remove(backup)
     except (duckdb.Error, OSError) as exc:
         _remove(temporary)
