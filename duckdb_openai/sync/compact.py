@@ -54,8 +54,6 @@ SHARE = 0.2
 MIN_BYTES = 1 << 20
 _COPY = "__duckdb_openai_sync_compact"
 _MEANWHILE = "another connection of this process opened or wrote it meanwhile; the next sync compacts"
-
-
 #: The headers at the start of a DuckDB file, before its first block (bytes).
 _HEADERS = 3 * 4096
 
@@ -218,9 +216,10 @@ def compact(con: duckdb.DuckDBPyConnection, catalog: str, path: str, mode: bool 
             f"{skipped}: it holds {', '.join(blockers)}, which a copy might not keep as they "
             "are; compact it yourself with ATTACH and COPY FROM DATABASE"
         )
-    busy = f"{skipped}: another connection of this process has it open; close it, and the next sync compacts"
     if _connections(con) > 1:
-        return busy
+        return (
+            f"{skipped}: another connection of this process has it open; close it, and the next sync compacts"
+        )
     marks = _marks(con, catalog)
     token = uuid.uuid4().hex
     temporary = final.with_name(f".{final.name}.compact-{token}.tmp")

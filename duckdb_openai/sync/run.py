@@ -12,7 +12,6 @@ and committed chunk by chunk. The lock is released whatever happens.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Iterable
@@ -193,11 +192,7 @@ def sync(
     if client is None:
         settings.setdefault("cache", False)
         client = Client(**settings)
-    path = os.fspath(target) if target is not None else DEFAULT_TARGET
-    # A database file this sync creates, removed again if the sync fails before writing anything to it.
-    created = path if parquet is None and con is None and not dry_run and not os.path.exists(path) else None
     destination = _open_target(target, parquet, con, read_only=dry_run, wait=wait)
-    prepared = False
     result = SyncResult(destination.description, dry_run=dry_run)
     reader: Log | None = None
     api = Api(client)
@@ -227,7 +222,6 @@ def sync(
             )
         if not dry_run:
             result.notes += destination.prepare(chosen)
-            prepared = True
         context = Context(
             api=api,
             target=destination,
@@ -265,11 +259,6 @@ def sync(
             client.close()
         if reader is not None:
             reader.close()
-        if created is not None and not prepared:
-            # Unlinked while this sync still holds it, so no other sync can have opened it meanwhile.
-            for leftover in (created, created + ".wal"):
-                with contextlib.suppress(OSError):
-                    os.unlink(leftover)
         destination.close()
     result.seconds = time.perf_counter() - started
     return result

@@ -187,6 +187,9 @@ class DuckDBTarget(Target):
         self.description = description
         #: The file this sync opened itself for writing (None: an attached catalog, or read-only).
         self.path: str | None = None
+        #: Whether this sync made that file: it is removed again if the sync ends before `prepare`.
+        self._made = False
+        self._prepared = False
         self._own = own
         self._lease = lease
         self._leased = False
@@ -206,8 +209,9 @@ class DuckDBTarget(Target):
         process holds it."""
         where = os.fspath(path)
         description = f"the DuckDB database {where}"
+        made = not read_only and where != ":memory:" and not os.path.exists(where)
         try:
-            if not read_only and not os.path.exists(where):
+            if made:
                 # A new file gets FILE_BLOCK_SIZE blocks (DuckDB's default is 256 KiB; see compact.py).
                 # Made by a connection of its own, closed at once, so the sync's connection (and any
                 # other in this process) has the default settings.
@@ -232,6 +236,7 @@ class DuckDBTarget(Target):
                 lease=False,
             )
             target.path = None if where == ":memory:" or read_only else where
+            target._made = made
             return target
         except BaseException:
             con.close()
@@ -358,6 +363,7 @@ class DuckDBTarget(Target):
     # -- preparing ---------------------------------------------------------------------------------------
 
     def prepare(self, tables: Sequence[SyncTable]) -> list[str]:
+        self._prepared = True
         self.con.execute(
             f"CREATE TABLE IF NOT EXISTS {self._state_ref()} "
             "(table_name VARCHAR NOT NULL, scope VARCHAR NOT NULL, value VARCHAR NOT NULL)"
@@ -444,6 +450,12 @@ class DuckDBTarget(Target):
 
     def close(self) -> None:
         try:
+            if self._made and not self._prepared and self.path is not None:
+                # A file this sync made and never wrote to (it failed first, on its input): unlinked
+                # while still held, so no other sync can have opened it meanwhile.
+                for leftover in (self.path, self.path + ".wal"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(leftover)
             if self._leased:
                 with contextlib.suppress(duckdb.Error), self._transaction():
                     self._write_state({("", LEASE_SCOPE): None})
