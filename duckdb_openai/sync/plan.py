@@ -76,10 +76,11 @@ def _logged_plan(ctx: Context, unit: Unit) -> list[str]:
     lost = gone(ctx, top)
     path = top.resource.path if growth.list else top.resource.item_path_template
     item_key = top.resource.item_key.name
+    if growth.list:
+        known = statuses(ctx, top, top.resource.keys[0].name, ids)
     if growth.list and ctx.log.has(item_key):
         # A log naming each object (thread_id, run_id): each read by itself, as `growth._logged_runs`.
         pairs = ctx.log.rows([growth.column, item_key])
-        known = statuses(ctx, top, top.resource.keys[0].name, ids)
         todo = [i for _, i in pairs if i not in lost and (i not in known or not known[i].final)]
         held = sum(1 for _, i in pairs if i in known)
         line = (
@@ -88,7 +89,6 @@ def _logged_plan(ctx: Context, unit: Unit) -> list[str]:
             "longer has"
         )
     elif growth.list:
-        known = statuses(ctx, top, top.resource.keys[0].name, ids)
         unfinished = sum(1 for row in known.values() if not row.final)
         onward = sum(1 for i in ids if (ctx.state.get(top.name, i) or {}).get("after"))
         line = (
